@@ -105,11 +105,12 @@ _add(
 )
 
 
-# f(x) = 1/2 [x log x - (x + 1) log((x + 1)/2)]; the softplus form never subtracts two large terms.
+# f(x) = 1/2 [x log x - (x + 1) log((x + 1)/2)]. With z = log x: q f(p/q) = 1/2 [(p + q)(log 2 -
+# softplus(z)) + p z]; one softplus, and no two large terms are subtracted.
 def _js(lp: Tensor, lq: Tensor) -> Tensor:
-    return 0.5 * (
-        _exp(lp) * (LOG2 - F.softplus(lq - lp)) + _exp(lq) * (LOG2 - F.softplus(lp - lq))
-    )
+    z = lp - lq
+    p = _exp(lp)
+    return 0.5 * ((p + _exp(lq)) * (LOG2 - F.softplus(z)) + p * z)
 
 
 _add("js", _js, lambda lx: 0.5 * (LOG2 - F.softplus(-lx)), 0.0, "strict")

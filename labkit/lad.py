@@ -64,7 +64,8 @@ def lad_loss(
             "lad/log_ratio_mean": masked_mean(lr, mask),
             "lad/log_x_mean": masked_mean(log_x, mask),
             "lad/frac_past_target": masked_mean((log_x > 0).to(lr.dtype), mask),
-            "lad/weight_mean": masked_mean(div.weight(log_x, config.standardized), mask),
+            # f'(x) can pass float32's range (rkl: e^{a - log r}); clamped for the metric only
+            "lad/weight_mean": masked_mean(div.weight(log_x, config.standardized).clamp(-1e30, 1e30), mask),
         }
     return loss, metrics
 
