@@ -14,9 +14,13 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(help="LAD: learning advantage distributions.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="LAD: learning advantage distributions.", no_args_is_help=True, add_completion=False
+)
 bandit_app = typer.Typer(help="The vectorized bandit sandbox.", no_args_is_help=True)
-llm_app = typer.Typer(help="Train, sample and evaluate language models with LAD.", no_args_is_help=True)
+llm_app = typer.Typer(
+    help="Train, sample and evaluate language models with LAD.", no_args_is_help=True
+)
 figures_app = typer.Typer(help="Draw figures from saved results.", no_args_is_help=True)
 app.add_typer(bandit_app, name="bandit")
 app.add_typer(llm_app, name="llm")
@@ -47,7 +51,15 @@ def info() -> None:
     import torch
 
     rows = [("python", platform.python_version()), ("torch", torch.__version__)]
-    for mod in ("transformers", "trl", "verl", "vllm", "math_verify", "reasoning_gym", "tensorboard"):
+    for mod in (
+        "transformers",
+        "trl",
+        "verl",
+        "vllm",
+        "math_verify",
+        "reasoning_gym",
+        "tensorboard",
+    ):
         try:
             m = importlib.import_module(mod)
             rows.append((mod, getattr(m, "__version__", "installed")))

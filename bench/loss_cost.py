@@ -67,8 +67,11 @@ def main() -> None:
             ratios[k].append(row[k] / row["grpo"])
 
     result = {
-        "command": "python bench/loss_cost.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})",
+        "command": "python bench/loss_cost.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})",
         "torch": torch.__version__,
         "shape": list(shape),
         "median_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},

@@ -31,7 +31,9 @@ ESTIMATORS: Registry[EstimatorFn] = Registry("advantage estimator", "estimator")
 
 def _check(rewards: Tensor, group_ids: Tensor) -> None:
     if rewards.dim() != 1 or not rewards.is_floating_point():
-        raise ValueError(f"rewards must be a 1-D float tensor, got shape {tuple(rewards.shape)} dtype {rewards.dtype}")
+        raise ValueError(
+            f"rewards must be a 1-D float tensor, got shape {tuple(rewards.shape)} dtype {rewards.dtype}"
+        )
     if group_ids.shape != rewards.shape or group_ids.is_floating_point():
         raise ValueError(
             f"group_ids must be an integer tensor of rewards' shape {tuple(rewards.shape)}, "
@@ -46,7 +48,9 @@ def group_stats(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Ten
     r = torch.where(valid, rewards, torch.zeros_like(rewards))
     _, idx = torch.unique(group_ids, return_inverse=True)
     n_groups = int(idx.max()) + 1 if idx.numel() else 0
-    count = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(0, idx, valid.to(r.dtype))
+    count = torch.zeros(n_groups, dtype=r.dtype, device=r.device).index_add_(
+        0, idx, valid.to(r.dtype)
+    )
     total = torch.zeros_like(count).index_add_(0, idx, r)
     mean = total / count.clamp(min=1)
     dev = torch.where(valid, r - mean[idx], torch.zeros_like(r))
@@ -96,7 +100,9 @@ def raw_advantages(rewards: Tensor, group_ids: Tensor, config: AdvantageConfig) 
     return torch.nan_to_num(rewards, nan=0.0)
 
 
-def compute_advantages(rewards: Tensor, group_ids: Tensor, config: AdvantageConfig | None = None) -> Tensor:
+def compute_advantages(
+    rewards: Tensor, group_ids: Tensor, config: AdvantageConfig | None = None
+) -> Tensor:
     """Dispatch to the estimator named by config.estimator (default grpo)."""
     config = config or AdvantageConfig()
     return ESTIMATORS.get(config.estimator)(rewards, group_ids, config)

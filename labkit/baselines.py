@@ -18,24 +18,41 @@ from __future__ import annotations
 import torch
 
 from labkit.config import LossConfig
-from labkit.losses import Metrics, agg_loss, check_inputs, log_ratio, masked_mean, register_policy_loss
+from labkit.losses import (
+    Metrics,
+    agg_loss,
+    check_inputs,
+    log_ratio,
+    masked_mean,
+    register_policy_loss,
+)
 
 Tensor = torch.Tensor
 
 
-def _ratio(old_log_prob: Tensor, log_prob: Tensor, mask: Tensor, config: LossConfig) -> tuple[Tensor, Tensor]:
+def _ratio(
+    old_log_prob: Tensor, log_prob: Tensor, mask: Tensor, config: LossConfig
+) -> tuple[Tensor, Tensor]:
     lr = log_ratio(old_log_prob.detach(), log_prob, mask, config.ratio_level)
     # clamp as verl does: an exploding ratio in one token must not overflow the loss
     return lr, torch.exp(lr.clamp(-20.0, 20.0))
 
 
 def _finish(
-    loss_mat: Tensor, mask: Tensor, lr: Tensor, loss_agg_mode: str, rollout_is_weights: Tensor | None, extra: Metrics
+    loss_mat: Tensor,
+    mask: Tensor,
+    lr: Tensor,
+    loss_agg_mode: str,
+    rollout_is_weights: Tensor | None,
+    extra: Metrics,
 ) -> tuple[Tensor, Metrics]:
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights.detach()
     loss = agg_loss(loss_mat, mask, loss_agg_mode)
-    metrics = {"actor/pg_loss": loss.detach().mean(), "actor/ppo_kl": masked_mean(-lr.detach(), mask)}
+    metrics = {
+        "actor/pg_loss": loss.detach().mean(),
+        "actor/ppo_kl": masked_mean(-lr.detach(), mask),
+    }
     metrics.update({k: v.detach() for k, v in extra.items()})
     return loss, metrics
 
@@ -59,7 +76,9 @@ def reinforce_loss(
     return _finish(-advantages.detach() * ratio, mask, lr, loss_agg_mode, rollout_is_weights, {})
 
 
-def _clipped_surrogate(adv: Tensor, ratio: Tensor, config: LossConfig) -> tuple[Tensor, Tensor, Tensor]:
+def _clipped_surrogate(
+    adv: Tensor, ratio: Tensor, config: LossConfig
+) -> tuple[Tensor, Tensor, Tensor]:
     """PPO's pessimistic surrogate; returns (loss, clipped-by-range, clipped-by-dual-clip)."""
     loss1 = -adv * ratio
     loss2 = -adv * ratio.clamp(1.0 - config.epsilon, 1.0 + config.clip_high)
@@ -100,7 +119,9 @@ def grpo_loss(
         "actor/pg_clipfrac": masked_mean(clip_hit.to(f), mask),
         "actor/pg_clipfrac_lower": masked_mean(dual_hit.to(f), mask),
         "clip_ratio/low_mean": masked_mean(((ratio < 1 - config.epsilon) & (adv < 0)).to(f), mask),
-        "clip_ratio/high_mean": masked_mean(((ratio > 1 + config.clip_high) & (adv > 0)).to(f), mask),
+        "clip_ratio/high_mean": masked_mean(
+            ((ratio > 1 + config.clip_high) & (adv > 0)).to(f), mask
+        ),
     }
     return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)
 
@@ -150,7 +171,10 @@ def clip_cov_loss(
     n_valid = mask.sum((-2, -1))
     cut = _top_fraction(noise, eligible, n_valid, config.clip_cov_ratio)
     loss_mat = torch.where(cut, loss_mat.detach(), loss_mat)
-    extra = {"actor/pg_clipfrac": masked_mean((clip_hit | cut).to(lr.dtype), mask), "actor/cov_cut_frac": masked_mean(cut.to(lr.dtype), mask)}
+    extra = {
+        "actor/pg_clipfrac": masked_mean((clip_hit | cut).to(lr.dtype), mask),
+        "actor/cov_cut_frac": masked_mean(cut.to(lr.dtype), mask),
+    }
     return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)
 
 
@@ -201,9 +225,13 @@ def flowrl_loss(
     config = config or LossConfig()
     advantages, mask = check_inputs(old_log_prob, log_prob, advantages, response_mask)
     if log_z is None:
-        raise ValueError("flowrl needs log_z: the learned log-partition, a tensor of shape (..., B)")
+        raise ValueError(
+            "flowrl needs log_z: the learned log-partition, a tensor of shape (..., B)"
+        )
     if log_z.shape != log_prob.shape[:-1]:
-        raise ValueError(f"log_z has shape {tuple(log_z.shape)}, expected {tuple(log_prob.shape[:-1])}")
+        raise ValueError(
+            f"log_z has shape {tuple(log_z.shape)}, expected {tuple(log_prob.shape[:-1])}"
+        )
     n_tok = mask.sum(-1).clamp(min=1)
     mean_lp = (log_prob * mask).sum(-1) / n_tok
     mean_ref = (ref_log_prob * mask).sum(-1) / n_tok if ref_log_prob is not None else 0.0
@@ -213,5 +241,8 @@ def flowrl_loss(
     residual = log_z + mean_lp - a - mean_ref
     seq_loss = w * residual.square()
     loss_mat = seq_loss.unsqueeze(-1).expand_as(log_prob)
-    extra = {"flowrl/residual_abs_mean": residual.detach().abs().mean(), "flowrl/log_z_mean": log_z.detach().mean()}
+    extra = {
+        "flowrl/residual_abs_mean": residual.detach().abs().mean(),
+        "flowrl/log_z_mean": log_z.detach().mean(),
+    }
     return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)

@@ -27,7 +27,9 @@ def _positive(name: str, value: Scalar | None) -> None:
         return
     if isinstance(value, torch.Tensor):
         if not bool((value > 0).all()) or not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name} must be finite and > 0 for every run, got {value.flatten()[:8]}")
+            raise ValueError(
+                f"{name} must be finite and > 0 for every run, got {value.flatten()[:8]}"
+            )
     elif not (isinstance(value, int | float) and value > 0 and value != float("inf")):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
@@ -48,48 +50,85 @@ class LossConfig:
 
     loss_mode: str = field(
         default="lad",
-        metadata={"help": "objective from the policy-loss registry: lad, grpo, reinforce, clip_cov, kl_cov, flowrl"},
+        metadata={
+            "help": "objective from the policy-loss registry: lad, grpo, reinforce, clip_cov, kl_cov, flowrl"
+        },
     )
     loss_agg_mode: str = field(
         default="token-mean",
-        metadata={"help": f"how the (B, T) loss matrix becomes a scalar (verl names): {', '.join(AGG_MODES)}"},
+        metadata={
+            "help": f"how the (B, T) loss matrix becomes a scalar (verl names): {', '.join(AGG_MODES)}"
+        },
     )
     divergence: str = field(
-        default="js", metadata={"help": "f-divergence for LAD: kl, rkl, jeffreys, tv, hellinger, js, pearson, neyman"}
+        default="js",
+        metadata={
+            "help": "f-divergence for LAD: kl, rkl, jeffreys, tv, hellinger, js, pearson, neyman"
+        },
     )
     eta: Scalar | None = field(
         default=None,
-        metadata={"help": "LAD temperature eta > 0 (a = A/eta); give eta or kappa, not both; both unset means eta = 1"},
+        metadata={
+            "help": "LAD temperature eta > 0 (a = A/eta); give eta or kappa, not both; both unset means eta = 1"
+        },
     )
     kappa: Scalar | None = field(
-        default=None, metadata={"help": "inverse temperature kappa = 1/eta (the paper's code uses kappa)"}
+        default=None,
+        metadata={"help": "inverse temperature kappa = 1/eta (the paper's code uses kappa)"},
     )
     ratio_level: str = field(
         default="token",
-        metadata={"help": "likelihood ratio per token, or per sequence (sum or mean of token log-ratios): token, sequence-sum, sequence-mean"},
+        metadata={
+            "help": "likelihood ratio per token, or per sequence (sum or mean of token log-ratios): token, sequence-sum, sequence-mean"
+        },
     )
     standardized: bool = field(
-        default=False, metadata={"help": "use f(x) - f'(1)(x - 1): same minimiser, f'(1) = 0 (changes kl, rkl)"}
+        default=False,
+        metadata={"help": "use f(x) - f'(1)(x - 1): same minimiser, f'(1) = 0 (changes kl, rkl)"},
     )
-    epsilon: float = field(default=0.2, metadata={"help": "lower clip range of the PPO ratio (verl clip_ratio_low)"})
+    epsilon: float = field(
+        default=0.2, metadata={"help": "lower clip range of the PPO ratio (verl clip_ratio_low)"}
+    )
     epsilon_high: float | None = field(
-        default=None, metadata={"help": "upper clip range (clip-higher, DAPO uses 0.28); unset means epsilon"}
+        default=None,
+        metadata={"help": "upper clip range (clip-higher, DAPO uses 0.28); unset means epsilon"},
     )
     clip_ratio_c: float | None = field(
-        default=None, metadata={"help": "dual-clip constant c > 1 for negative advantages; unset turns dual clip off"}
+        default=None,
+        metadata={
+            "help": "dual-clip constant c > 1 for negative advantages; unset turns dual clip off"
+        },
     )
-    beta: float = field(default=0.0, metadata={"help": "coefficient of the KL penalty to the reference policy"})
-    kl_estimator: str = field(default="k3", metadata={"help": "KL estimator for the penalty: k1, k2, k3"})
-    entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus coefficient (loss -= coef * entropy)"})
-    clip_cov_ratio: float = field(default=2e-4, metadata={"help": "Clip-Cov: fraction of tokens whose gradient is cut"})
-    clip_cov_lb: float = field(default=1.0, metadata={"help": "Clip-Cov: lower covariance bound of candidates"})
-    clip_cov_ub: float = field(default=5.0, metadata={"help": "Clip-Cov: upper covariance bound of candidates"})
-    kl_cov_ratio: float = field(default=2e-3, metadata={"help": "KL-Cov: fraction of highest-covariance tokens penalised"})
-    ppo_kl_coef: float = field(default=1.0, metadata={"help": "KL-Cov: coefficient of |log r| on the selected tokens"})
+    beta: float = field(
+        default=0.0, metadata={"help": "coefficient of the KL penalty to the reference policy"}
+    )
+    kl_estimator: str = field(
+        default="k3", metadata={"help": "KL estimator for the penalty: k1, k2, k3"}
+    )
+    entropy_coef: float = field(
+        default=0.0, metadata={"help": "entropy bonus coefficient (loss -= coef * entropy)"}
+    )
+    clip_cov_ratio: float = field(
+        default=2e-4, metadata={"help": "Clip-Cov: fraction of tokens whose gradient is cut"}
+    )
+    clip_cov_lb: float = field(
+        default=1.0, metadata={"help": "Clip-Cov: lower covariance bound of candidates"}
+    )
+    clip_cov_ub: float = field(
+        default=5.0, metadata={"help": "Clip-Cov: upper covariance bound of candidates"}
+    )
+    kl_cov_ratio: float = field(
+        default=2e-3, metadata={"help": "KL-Cov: fraction of highest-covariance tokens penalised"}
+    )
+    ppo_kl_coef: float = field(
+        default=1.0, metadata={"help": "KL-Cov: coefficient of |log r| on the selected tokens"}
+    )
 
     def __post_init__(self) -> None:
         if self.eta is not None and self.kappa is not None:
-            raise ValueError(f"give eta or kappa, not both (got eta={self.eta!r}, kappa={self.kappa!r})")
+            raise ValueError(
+                f"give eta or kappa, not both (got eta={self.eta!r}, kappa={self.kappa!r})"
+            )
         _positive("eta", self.eta)
         _positive("kappa", self.kappa)
         _choice("loss_agg_mode", self.loss_agg_mode, AGG_MODES)
@@ -121,16 +160,22 @@ class LossConfig:
         return self.epsilon if self.epsilon_high is None else self.epsilon_high
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: (v.tolist() if isinstance(v, torch.Tensor) else v)
+            for k, v in dataclasses.asdict(self).items()
+        }
 
 
 @dataclass
 class AdvantageConfig:
     """Options of the advantage estimators (labkit.advantages)."""
 
-    estimator: str = field(default="grpo", metadata={"help": "advantage estimator: grpo, dr_grpo, rloo, raw"})
+    estimator: str = field(
+        default="grpo", metadata={"help": "advantage estimator: grpo, dr_grpo, rloo, raw"}
+    )
     scale_rewards: str = field(
-        default="group", metadata={"help": "grpo only: divide by the std of the group, the batch, or none"}
+        default="group",
+        metadata={"help": "grpo only: divide by the std of the group, the batch, or none"},
     )
     epsilon: float = field(default=1e-6, metadata={"help": "added to the std before dividing"})
 

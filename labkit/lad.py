@@ -13,7 +13,14 @@ import torch
 
 from labkit.config import LossConfig, Scalar
 from labkit.divergences import get_divergence
-from labkit.losses import Metrics, agg_loss, check_inputs, log_ratio, masked_mean, register_policy_loss
+from labkit.losses import (
+    Metrics,
+    agg_loss,
+    check_inputs,
+    log_ratio,
+    masked_mean,
+    register_policy_loss,
+)
 
 Tensor = torch.Tensor
 
@@ -65,7 +72,9 @@ def lad_loss(
             "lad/log_x_mean": masked_mean(log_x, mask),
             "lad/frac_past_target": masked_mean((log_x > 0).to(lr.dtype), mask),
             # f'(x) can pass float32's range (rkl: e^{a - log r}); clamped for the metric only
-            "lad/weight_mean": masked_mean(div.weight(log_x, config.standardized).clamp(-1e30, 1e30), mask),
+            "lad/weight_mean": masked_mean(
+                div.weight(log_x, config.standardized).clamp(-1e30, 1e30), mask
+            ),
         }
     return loss, metrics
 

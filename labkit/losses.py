@@ -60,7 +60,11 @@ def check_inputs(
     """
     if log_prob.dim() < 2:
         raise ValueError(f"log_prob must have shape (..., B, T), got {tuple(log_prob.shape)}")
-    for name, t in (("log_prob", log_prob), ("old_log_prob", old_log_prob), ("advantages", advantages)):
+    for name, t in (
+        ("log_prob", log_prob),
+        ("old_log_prob", old_log_prob),
+        ("advantages", advantages),
+    ):
         if not t.is_floating_point():
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
     if old_log_prob.shape != log_prob.shape:
@@ -71,9 +75,10 @@ def check_inputs(
         raise ValueError(
             f"response_mask has shape {tuple(response_mask.shape)}, expected log_prob's {tuple(log_prob.shape)}"
         )
-    if response_mask.dtype != torch.bool and not response_mask.is_floating_point():
-        if response_mask.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
-            raise ValueError(f"response_mask must be bool, integer or float, got dtype {response_mask.dtype}")
+    if response_mask.is_complex():
+        raise ValueError(
+            f"response_mask must be bool, integer or float, got dtype {response_mask.dtype}"
+        )
     if advantages.shape == log_prob.shape[:-1]:
         advantages = advantages.unsqueeze(-1).expand_as(log_prob)
     elif advantages.shape != log_prob.shape:
@@ -118,7 +123,9 @@ def agg_loss(
     if loss_agg_mode == "seq-mean-token-sum-norm":
         scale = float(loss_mat.shape[-1] if loss_scale_factor is None else loss_scale_factor)
         return (loss_mat * mask).sum((-2, -1)) / (loss_mat.shape[-2] * scale)
-    raise ValueError(f"loss_agg_mode={loss_agg_mode!r} is not valid; expected one of {list(AGG_MODES)}")
+    raise ValueError(
+        f"loss_agg_mode={loss_agg_mode!r} is not valid; expected one of {list(AGG_MODES)}"
+    )
 
 
 def log_ratio(old_log_prob: Tensor, log_prob: Tensor, mask: Tensor, level: str) -> Tensor:
@@ -134,7 +141,9 @@ def log_ratio(old_log_prob: Tensor, log_prob: Tensor, mask: Tensor, level: str) 
     if level == "sequence-mean":
         seq = seq / mask.sum(-1, keepdim=True).clamp(min=1)
     elif level != "sequence-sum":
-        raise ValueError(f"ratio_level={level!r} is not valid; expected token, sequence-sum, sequence-mean")
+        raise ValueError(
+            f"ratio_level={level!r} is not valid; expected token, sequence-sum, sequence-mean"
+        )
     return seq.expand_as(lr)
 
 
@@ -187,8 +196,12 @@ def compute_loss(
     mask = response_mask.to(log_prob.dtype)
     if config.beta > 0:
         if ref_log_prob is None:
-            raise ValueError(f"beta={config.beta} > 0 needs ref_log_prob (the reference policy's log-probs)")
-        kl = agg_loss(kl_penalty(log_prob, ref_log_prob, config.kl_estimator), mask, config.loss_agg_mode)
+            raise ValueError(
+                f"beta={config.beta} > 0 needs ref_log_prob (the reference policy's log-probs)"
+            )
+        kl = agg_loss(
+            kl_penalty(log_prob, ref_log_prob, config.kl_estimator), mask, config.loss_agg_mode
+        )
         loss = loss + config.beta * kl
         metrics["actor/kl_loss"] = kl.detach().mean()
     if config.entropy_coef > 0:

@@ -16,7 +16,14 @@ def test_grpo_known_groups():
     s = math.sqrt(1 / 3)  # unbiased std of [1, 0, 1, 0]
     expected = [0.5 / s, -0.5 / s, 0.5 / s, -0.5 / s]
     s1 = math.sqrt(1 / 3)  # [1, 0, 0]: mean 1/3, unbiased var 1/3
-    expected += [(2 / 3) / s1, (-1 / 3) / s1, (-1 / 3) / s1, 0.0, 0.0, 0.0]  # equal group, singleton -> 0
+    expected += [
+        (2 / 3) / s1,
+        (-1 / 3) / s1,
+        (-1 / 3) / s1,
+        0.0,
+        0.0,
+        0.0,
+    ]  # equal group, singleton -> 0
     torch.testing.assert_close(adv, torch.tensor(expected))
 
 
@@ -43,7 +50,9 @@ def test_none_rewards_are_skipped():
     r = torch.tensor([1.0, float("nan"), 0.0, 1.0])
     adv = compute_advantages(r, torch.zeros(4, dtype=torch.long), AdvantageConfig(epsilon=0.0))
     assert adv[1] == 0
-    torch.testing.assert_close(adv[[0, 2, 3]], torch.tensor([1 / 3, -2 / 3, 1 / 3]) / math.sqrt(1 / 3))
+    torch.testing.assert_close(
+        adv[[0, 2, 3]], torch.tensor([1 / 3, -2 / 3, 1 / 3]) / math.sqrt(1 / 3)
+    )
 
 
 def _loop_reference(rewards, ids, estimator):

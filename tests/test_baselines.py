@@ -19,7 +19,14 @@ def test_grpo_clipped_surrogate_by_hand():
     old, new, adv, mask = _one_token([1.5, 0.5, 1.1, 5.0], [1.0, -1.0, 1.0, -1.0])
     per = []
     for i in range(4):
-        loss, _ = get_policy_loss("grpo")(old[i : i + 1], new[i : i + 1], adv[i : i + 1], mask[i : i + 1], "token-mean", LossConfig())
+        loss, _ = get_policy_loss("grpo")(
+            old[i : i + 1],
+            new[i : i + 1],
+            adv[i : i + 1],
+            mask[i : i + 1],
+            "token-mean",
+            LossConfig(),
+        )
         per.append(loss.item())
     # -min(rA, clip(r)A): 1.5 -> clipped to 1.2; A<0, r=0.5 -> max(0.5, 0.8); r=1.1 in range; r=5, A=-1 -> 5
     assert per == pytest.approx([-1.2, 0.8, -1.1, 5.0])
@@ -53,7 +60,9 @@ def test_aggregation_modes_by_hand():
     assert agg_loss(loss, mask, "seq-mean-token-sum").item() == pytest.approx((6 + 4) / 2)
     assert agg_loss(loss, mask, "seq-mean-token-mean").item() == pytest.approx((2 + 4) / 2)
     assert agg_loss(loss, mask, "seq-mean-token-sum-norm").item() == pytest.approx(10 / (3 * 3))
-    assert agg_loss(loss, mask, "seq-mean-token-sum-norm", loss_scale_factor=5).item() == pytest.approx(10 / 15)
+    assert agg_loss(
+        loss, mask, "seq-mean-token-sum-norm", loss_scale_factor=5
+    ).item() == pytest.approx(10 / 15)
 
 
 def test_kl_estimators():
@@ -72,8 +81,15 @@ def test_compute_loss_adds_kl_and_entropy():
     ref = old - 0.3
     ent = torch.full_like(old, 2.0)
     base, _ = compute_loss(old, new, adv, mask, LossConfig(loss_mode="reinforce"))
-    full, m = compute_loss(old, new, adv, mask, LossConfig(loss_mode="reinforce", beta=0.1, entropy_coef=0.01),
-                           ref_log_prob=ref, entropy=ent)
+    full, m = compute_loss(
+        old,
+        new,
+        adv,
+        mask,
+        LossConfig(loss_mode="reinforce", beta=0.1, entropy_coef=0.01),
+        ref_log_prob=ref,
+        entropy=ent,
+    )
     k3 = torch.expm1(torch.tensor(-0.3, dtype=F64)) + 0.3
     assert (full - base).item() == pytest.approx(0.1 * k3.item() - 0.01 * 2.0)
     assert "actor/kl_loss" in m and "actor/entropy_bonus" in m
@@ -98,7 +114,9 @@ def test_kl_cov_penalises_the_highest_covariance_tokens():
     (g1,) = torch.autograd.grad(loss, new)
     others = torch.ones(B, dtype=torch.bool)
     others[top] = False
-    torch.testing.assert_close(g1[others, 0], -adv[others] * torch.exp(torch.tensor(0.1, dtype=F64)) / B)
+    torch.testing.assert_close(
+        g1[others, 0], -adv[others] * torch.exp(torch.tensor(0.1, dtype=F64)) / B
+    )
 
 
 def test_clip_cov_cuts_gradient_of_sampled_high_covariance_tokens():
@@ -109,7 +127,9 @@ def test_clip_cov_cuts_gradient_of_sampled_high_covariance_tokens():
     adv = torch.randn(B, generator=g, dtype=F64) * 2
     mask = torch.ones(B, 1, dtype=F64)
     cfg = LossConfig(clip_cov_ratio=0.02, clip_cov_lb=0.5, clip_cov_ub=50.0)
-    loss, m = get_policy_loss("clip_cov")(old, new, adv, mask, "token-mean", cfg, generator=torch.Generator().manual_seed(0))
+    loss, m = get_policy_loss("clip_cov")(
+        old, new, adv, mask, "token-mean", cfg, generator=torch.Generator().manual_seed(0)
+    )
     (grad,) = torch.autograd.grad(loss, new)
     cut = grad[:, 0] == 0
     assert cut.sum().item() == 4  # 2% of 200
@@ -126,10 +146,14 @@ def test_flowrl_trajectory_balance():
     cfg = LossConfig(kappa=2.0)
     # log Z + mean log pi - kappa A = 0 for both responses -> zero loss, zero gradient
     log_z = torch.tensor([1.0 + 1.0, 1.0 - 1.0], dtype=F64).requires_grad_()
-    loss, _ = get_policy_loss("flowrl")(old, new, adv, mask, "seq-mean-token-mean", cfg, log_z=log_z)
+    loss, _ = get_policy_loss("flowrl")(
+        old, new, adv, mask, "seq-mean-token-mean", cfg, log_z=log_z
+    )
     assert loss.item() == pytest.approx(0.0)
     log_z2 = (log_z.detach() + 0.5).requires_grad_()
-    loss2, _ = get_policy_loss("flowrl")(old, new, adv, mask, "seq-mean-token-mean", cfg, log_z=log_z2)
+    loss2, _ = get_policy_loss("flowrl")(
+        old, new, adv, mask, "seq-mean-token-mean", cfg, log_z=log_z2
+    )
     assert loss2.item() == pytest.approx(0.25)
     (gz,) = torch.autograd.grad(loss2, log_z2)
     torch.testing.assert_close(gz, torch.tensor([0.5, 0.5], dtype=F64))  # 2 * 0.5 / 2 responses
@@ -141,7 +165,9 @@ def test_every_registered_loss_takes_the_same_arguments():
     new = (old + 0.1 * torch.randn(4, 3, generator=g)).requires_grad_()
     adv, mask = torch.randn(4, 3, generator=g), torch.ones(4, 3)
     for name in POLICY_LOSSES:
-        loss, metrics = get_policy_loss(name)(old, new, adv, mask, "token-mean", LossConfig(), log_z=torch.zeros(4))
+        loss, metrics = get_policy_loss(name)(
+            old, new, adv, mask, "token-mean", LossConfig(), log_z=torch.zeros(4)
+        )
         assert loss.shape == () and torch.isfinite(loss), name
         assert "actor/pg_loss" in metrics, name
         (grad,) = torch.autograd.grad(loss, new)

@@ -56,4 +56,8 @@ def test_standardised_form_has_zero_slope_at_one_and_same_value_shape(name):
 def test_groups_follow_the_paper():
     strict = {n for n in DIVERGENCES if get_divergence(n).strict}
     assert strict == {"tv", "hellinger", "js"}
-    assert {n for n in DIVERGENCES if get_divergence(n).group == "non-strict"} == {"kl", "rkl", "jeffreys"}
+    assert {n for n in DIVERGENCES if get_divergence(n).group == "non-strict"} == {
+        "kl",
+        "rkl",
+        "jeffreys",
+    }

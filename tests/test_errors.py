@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from labkit import POLICY_LOSSES, AdvantageConfig, LossConfig, Registry, compute_advantages, get_divergence, get_policy_loss, lad_loss
+from labkit import (
+    POLICY_LOSSES,
+    AdvantageConfig,
+    LossConfig,
+    Registry,
+    compute_advantages,
+    get_divergence,
+    get_policy_loss,
+    lad_loss,
+)
 
 OLD = torch.zeros(2, 3)
 NEW = torch.zeros(2, 3)
@@ -19,7 +28,10 @@ MASK = torch.ones(2, 3)
         ({"kappa": float("inf")}, "kappa must be"),
         ({"eta": 1.0, "kappa": 2.0}, "eta or kappa, not both"),
         ({"eta": torch.tensor([1.0, -1.0])}, "eta must be"),
-        ({"divergence": "kld"}, r"divergence='kld' is not a known f-divergence; expected one of \['hellinger'"),
+        (
+            {"divergence": "kld"},
+            r"divergence='kld' is not a known f-divergence; expected one of \['hellinger'",
+        ),
         ({"loss_agg_mode": "mean"}, "loss_agg_mode='mean'"),
         ({"ratio_level": "seq"}, "ratio_level='seq'"),
         ({"kl_estimator": "k4"}, "kl_estimator='k4'"),
@@ -33,7 +45,10 @@ def test_config_errors(kwargs, match):
 
 
 def test_unknown_names_list_valid_ones():
-    with pytest.raises(ValueError, match=r"loss_mode='ppo' is not a known policy loss; expected one of \['clip_cov'"):
+    with pytest.raises(
+        ValueError,
+        match=r"loss_mode='ppo' is not a known policy loss; expected one of \['clip_cov'",
+    ):
         get_policy_loss("ppo")
     with pytest.raises(ValueError, match="estimator='gae'"):
         AdvantageConfig(estimator="gae")
@@ -79,5 +94,7 @@ def test_registry_rejects_conflicting_duplicates():
     reg.add("a", 1)  # the same object again is fine (re-import)
     with pytest.raises(ValueError, match="already registered"):
         reg.add("a", 2)
-    with pytest.raises(ValueError, match=r"thing_name='b' is not a known thing; expected one of \['a'\]"):
+    with pytest.raises(
+        ValueError, match=r"thing_name='b' is not a known thing; expected one of \['a'\]"
+    ):
         reg.get("b")

@@ -94,7 +94,9 @@ def test_js_at_ratio_one_transforms_the_advantage():
     a = torch.linspace(-8, 8, 33, dtype=F64)
     old = torch.zeros(33, 1, dtype=F64)
     new = old.clone().requires_grad_()
-    loss, _ = lad_loss(old, new, a, torch.ones(33, 1, dtype=F64), "seq-mean-token-sum", LossConfig(divergence="js"))
+    loss, _ = lad_loss(
+        old, new, a, torch.ones(33, 1, dtype=F64), "seq-mean-token-sum", LossConfig(divergence="js")
+    )
     (g,) = torch.autograd.grad(loss, new)
     w = 0.5 * (torch.nn.functional.softplus(a) - math.log(2))
     torch.testing.assert_close(-g[:, 0] * 33, w)
@@ -107,16 +109,28 @@ def _expected_practical_loss(logits, log_pi_old, adv, name, eta):
     log_pi = torch.log_softmax(logits, -1)
     w = (K * log_pi_old.exp())[:, None]
     loss, _ = lad_loss(
-        log_pi_old[:, None], log_pi[:, None], adv, torch.ones(K, 1, dtype=F64), "token-mean",
-        LossConfig(divergence=name, eta=eta), rollout_is_weights=w,
+        log_pi_old[:, None],
+        log_pi[:, None],
+        adv,
+        torch.ones(K, 1, dtype=F64),
+        "token-mean",
+        LossConfig(divergence=name, eta=eta),
+        rollout_is_weights=w,
     )
     return loss
 
 
 def _minimise(fn, K, seed):
     x = torch.randn(K, dtype=F64, generator=torch.Generator().manual_seed(seed)).requires_grad_()
-    opt = torch.optim.LBFGS([x], lr=1, max_iter=2000, tolerance_grad=1e-13, tolerance_change=1e-15,
-                            history_size=50, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [x],
+        lr=1,
+        max_iter=2000,
+        tolerance_grad=1e-13,
+        tolerance_change=1e-15,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -150,7 +164,11 @@ def test_theoretical_loss_is_zero_exactly_at_the_target(name):
     assert theoretical_lad_loss(target, log_pi_old, adv, name, eta).abs().item() < 1e-12
     assert theoretical_lad_loss(log_pi_old, log_pi_old, adv, name, eta).item() > 1e-3
     if name != "tv":  # tv is not strictly convex: its minimiser need not be unique
-        pi = _minimise(lambda x: theoretical_lad_loss(torch.log_softmax(x, -1), log_pi_old, adv, name, eta), K, 4)
+        pi = _minimise(
+            lambda x: theoretical_lad_loss(torch.log_softmax(x, -1), log_pi_old, adv, name, eta),
+            K,
+            4,
+        )
         assert 0.5 * (pi - target.exp()).abs().sum().item() < 1e-4
 
 
@@ -165,8 +183,14 @@ def test_trust_region_optimum_matches_a_constrained_solve():
         p = np.clip(p, 1e-300, None)
         return -(p @ A - eta * np.sum(p * np.log(p / pi_old)))
 
-    res = minimize(neg_objective, np.full(K, 1 / K), method="SLSQP", bounds=[(0, 1)] * K,
-                   constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1}], options={"ftol": 1e-14, "maxiter": 1000})
+    res = minimize(
+        neg_objective,
+        np.full(K, 1 / K),
+        method="SLSQP",
+        bounds=[(0, 1)] * K,
+        constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
     expected = trust_region_target(torch.tensor(np.log(pi_old)), torch.tensor(A), eta).exp().numpy()
     assert res.success
     np.testing.assert_allclose(res.x, expected, atol=1e-5)
@@ -183,13 +207,20 @@ def test_per_run_eta_tensor_broadcasts_like_separate_runs():
     batched, _ = lad_loss(old, new, adv, mask, "token-mean", LossConfig(eta=etas[:, None, None]))
     assert batched.shape == (3,)
     for i in range(3):
-        single, _ = lad_loss(old[i], new[i], adv[i], mask[i], "token-mean", LossConfig(eta=float(etas[i])))
+        single, _ = lad_loss(
+            old[i], new[i], adv[i], mask[i], "token-mean", LossConfig(eta=float(etas[i]))
+        )
         torch.testing.assert_close(batched[i], single)
 
 
 def test_metrics_are_detached_scalars():
     old, new, adv, mask = _batch()
     _, m = lad_loss(old, new.requires_grad_(), adv, mask, "token-mean", LossConfig())
-    assert {"lad/log_ratio_mean", "lad/frac_past_target", "lad/weight_mean", "actor/pg_loss"} <= set(m)
+    assert {
+        "lad/log_ratio_mean",
+        "lad/frac_past_target",
+        "lad/weight_mean",
+        "actor/pg_loss",
+    } <= set(m)
     assert all(v.dim() == 0 and not v.requires_grad for v in m.values())
     assert 0 <= m["lad/frac_past_target"].item() <= 1

@@ -29,7 +29,13 @@ def batches(draw):
 def _finite(name, old, new, adv, mask, cfg, dtype):
     new = new.to(dtype).requires_grad_()
     loss, metrics = get_policy_loss(name)(
-        old.to(dtype), new, adv.to(dtype), mask.to(dtype), cfg.loss_agg_mode, cfg, log_z=torch.zeros(B, dtype=dtype)
+        old.to(dtype),
+        new,
+        adv.to(dtype),
+        mask.to(dtype),
+        cfg.loss_agg_mode,
+        cfg,
+        log_z=torch.zeros(B, dtype=dtype),
     )
     (grad,) = torch.autograd.grad(loss, new)
     assert torch.isfinite(loss), (name, cfg, loss)
@@ -38,7 +44,11 @@ def _finite(name, old, new, adv, mask, cfg, dtype):
 
 
 @settings(max_examples=60, deadline=None)
-@given(batches(), st.sampled_from(["token", "sequence-mean"]), st.sampled_from(["token-mean", "seq-mean-token-mean"]))
+@given(
+    batches(),
+    st.sampled_from(["token", "sequence-mean"]),
+    st.sampled_from(["token-mean", "seq-mean-token-mean"]),
+)
 def test_lad_finite_float32(batch, level, mode):
     old, new, adv, eta, mask = batch
     for div in DIVS:
@@ -63,11 +73,17 @@ def test_baselines_finite_float32(batch):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(floats50, min_size=8, max_size=8), st.lists(floats50, min_size=8, max_size=8), st.floats(0.01, 100))
+@given(
+    st.lists(floats50, min_size=8, max_size=8),
+    st.lists(floats50, min_size=8, max_size=8),
+    st.floats(0.01, 100),
+)
 def test_theoretical_loss_finite_float32(logits, adv, eta):
     logits = torch.tensor(logits).requires_grad_()
     log_old = torch.log_softmax(torch.zeros(8), -1)
     for div in DIVS:
-        loss = theoretical_lad_loss(torch.log_softmax(logits, -1), log_old, torch.tensor(adv) * eta, div, eta)
+        loss = theoretical_lad_loss(
+            torch.log_softmax(logits, -1), log_old, torch.tensor(adv) * eta, div, eta
+        )
         (g,) = torch.autograd.grad(loss, logits)
         assert torch.isfinite(loss) and torch.isfinite(g).all(), div
