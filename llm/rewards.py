@@ -93,7 +93,7 @@ def math_score(completion: str, gold_parsed: list, timeout: int | None = None) -
     if answer is None or len(answer) > MAX_ANSWER_CHARS:
         return 0.0
     # the math-verify README's reward-time settings for the prediction, except
-    # malformed_operators=True: the answer is already extracted, and "\\frac34", "\\sqrt2" are
+    # malformed_operators=True: the answer is already extracted, and "\frac34", "\sqrt2" are
     # valid LaTeX that models write
     config = [
         LatexExtractionConfig(
