@@ -34,18 +34,29 @@ _NUMBER = re.compile(_NUM)
 _LEADING_NUMBER = re.compile(rf"^(-?(?:{_NUM}))(?:\s+[A-Za-z][\w ]*)?$")
 
 
+_BRACE = re.compile(r"(?<!\\)[{}]")
+
+
 def last_boxed(text: str) -> str | None:
-    """Content of the last complete \\boxed{...} (nested braces; escaped \\{ \\} not counted)."""
-    for m in reversed(list(_BOXED.finditer(text))):
-        depth, i = 1, m.end()
-        while i < len(text):
-            ch = text[i]
-            if ch in "{}" and text[i - 1] != "\\":
-                depth += 1 if ch == "{" else -1
-                if depth == 0:
-                    return text[m.end() : i].strip()
-            i += 1
-        # an unclosed box (a truncated completion): fall back to an earlier, complete one
+    """Content of the last complete \\boxed{...} (nested braces; escaped \\{ \\} not counted).
+
+    One pass matches all braces from the first box on (linear time: a degenerate completion
+    that repeats "\\boxed{" thousands of times must not cost a quadratic scan).
+    """
+    opens = [m.end() - 1 for m in _BOXED.finditer(text)]
+    if not opens:
+        return None
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(text, opens[0]):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            closing[stack.pop()] = m.start()
+    # an unclosed box (a truncated completion) falls back to an earlier, complete one
+    for i in reversed(opens):
+        if i in closing:
+            return text[i + 1 : closing[i]].strip()
     return None
 
 

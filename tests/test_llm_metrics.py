@@ -182,6 +182,7 @@ def test_summarize_maj_counts_the_first_tied_class():
         ("ratio 3/4", "3/4"),
         ("about .5 of it", ".5"),
         ("no digits here", None),
+        ("\\boxed{" * 5000, None),  # degenerate repetition: linear-time scan, no answer
         ("", None),
     ],
 )
