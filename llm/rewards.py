@@ -314,8 +314,8 @@ def load_reward(spec: str) -> RewardFn:
 
 
 def _as_scores(name: str, values: object, n: int) -> list[float]:
-    if isinstance(values, torch.Tensor):
-        values = values.tolist()
+    if isinstance(values, torch.Tensor) or type(values).__module__ == "numpy":
+        values = values.tolist()  # type: ignore[union-attr]
     if not isinstance(values, list | tuple) or len(values) != n:
         got = f"length {len(values)}" if isinstance(values, list | tuple) else type(values).__name__
         raise ValueError(

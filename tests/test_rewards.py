@@ -333,6 +333,19 @@ def test_reward_set_validates_outputs_and_inputs():
     assert RewardSet([one, one]).names == ["one", "one_2"]
 
 
+def test_reward_set_accepts_numpy_and_tensor_outputs_nan_as_none():
+    import numpy as np
+
+    def as_numpy(prompts, completions, **kw):
+        return np.array([1.0, np.nan, 0.0])
+
+    def as_tensor(prompts, completions, **kw):
+        return torch.tensor([0.5, 0.5, 0.5])
+
+    total, per = RewardSet([as_numpy, as_tensor])(["p"] * 3, ["a", "b", "c"], {})
+    assert torch.allclose(total, torch.tensor([1.5, 0.5, 0.5])) and torch.isnan(per["as_numpy"][1])
+
+
 def test_reward_set_passes_columns_and_supports_async():
     seen = {}
 
