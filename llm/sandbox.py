@@ -10,18 +10,22 @@ What protects the caller (the trainer) — these hold against any code:
 - a minimal environment (no proxy settings, tokens or PYTHON* variables) and `python -I`.
 
 What only deters accidental or learned misbehaviour — a Python audit hook (PEP 578) installed
-before the code runs. It refuses sockets (no network), fork/exec/subprocess/os.system, signals to
-other processes, ctypes symbol lookups and calls (importing ctypes works: numpy needs it), gc/frame introspection, reading files outside the temporary
-directory and the Python installation, and writing or deleting outside the temporary directory.
-Audit hooks are not a security boundary (PEP 578 says so): a C extension, or code that defeats
-the interpreter, gets around them. For untrusted code at scale, run the trainer in a container
-with no network, or use a real sandbox service (verl's sandbox_fusion, nsjail, firejail).
+before the code runs. It refuses sockets (no network), fork/exec/subprocess/os.system, signals
+to other processes, ctypes symbol lookups and calls (importing ctypes works: numpy needs it),
+gc.get_objects-style heap walks, reading files outside the temporary directory and the Python
+installation, and writing or deleting outside the temporary directory. Audit hooks are not a
+security boundary (PEP 578 says so): a C extension, or code that defeats the interpreter, gets
+around them. For untrusted code at scale, run the trainer in a container with no network, or
+use a real sandbox service (verl's sandbox_fusion, nsjail, firejail).
 
 Verdicts: assert-style tests run in one process after the solution's module body, each under its
 own timer; the harness reports passes on a line tagged with a random nonce, so a program that
 exits early (sys.exit(0), os._exit) or prints "PASS" gets no credit. stdin/stdout tests run one
 process each, and pass when the program exits with 0 and its stdout equals the expected output
 (trailing whitespace ignored); the expected output never enters the child.
+
+Known ways to cheat that this does not stop: walking interpreter frames (sys._getframe) to read
+the nonce, and returning an object whose __eq__ is always True to an `assert f(x) == y` test.
 """
 
 from __future__ import annotations

@@ -139,7 +139,12 @@ def test_reasoning_gym_own_scorer_gives_one_for_gold(name):
 
 # --- code ------------------------------------------------------------------------------------------
 
+# tight limits where every completion must fail; roomy ones where some must pass, so that a
+# loaded CI machine (slow interpreter start, slow numpy import) cannot fail a correct solution
 FAST = SandboxLimits(timeout_s=6.0, cpu_s=3, memory_mb=512, max_output_mb=1.0, test_timeout_s=1.0)
+ROOMY = SandboxLimits(
+    timeout_s=60.0, cpu_s=30, memory_mb=1024, max_output_mb=1.0, test_timeout_s=30.0
+)
 ADD = "def add(a, b):\n    return a + b\n"
 ADD_TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
 
@@ -163,8 +168,8 @@ def _children() -> list[int]:
 
 
 def test_code_reward_scores_correct_partial_and_missing_code():
-    reward = code_reward(limits=FAST)
-    strict = code_reward(limits=FAST, all_or_nothing=True)
+    reward = code_reward(limits=ROOMY)
+    strict = code_reward(limits=ROOMY, all_or_nothing=True)
     half = "def add(a, b):\n    return 3\n"  # passes the first test only
     completions = [fenced(ADD), fenced(half), "no code at all", fenced(ADD)]
     tests = [ADD_TESTS, ADD_TESTS, ADD_TESTS, []]
@@ -175,7 +180,7 @@ def test_code_reward_scores_correct_partial_and_missing_code():
 
 
 def test_code_reward_stdin_stdout_tests():
-    reward = code_reward(limits=FAST)
+    reward = code_reward(limits=ROOMY)
     program = "a, b = map(int, input().split())\nprint(a + b)"
     tests = {"inputs": ["3 4\n", "10 -2\n"], "outputs": ["7\n", "8"]}
     assert reward(
@@ -234,13 +239,13 @@ def test_code_reward_adversarial_completions_score_zero_quickly(tmp_path):
         server.accept()  # nothing ever connected
     server.close()
     assert _children() == []  # no process left behind
-    # and the same harness still passes a correct solution afterwards
-    assert reward(["q"], [fenced(ADD)], tests=[ADD_TESTS]) == [1.0]
+    # and a correct solution still passes afterwards
+    assert code_reward(limits=ROOMY)(["q"], [fenced(ADD)], tests=[ADD_TESTS]) == [1.0]
 
 
 def test_sandbox_runs_numpy_and_limits_validate():
     code = "import numpy as np\ndef add(a, b):\n    return int(np.add(a, b))\n"
-    assert run_tests(code, TestCases(asserts=tuple(ADD_TESTS)), FAST) == [True, True]
+    assert run_tests(code, TestCases(asserts=tuple(ADD_TESTS)), ROOMY) == [True, True]
     with pytest.raises(ValueError, match="memory_mb"):
         SandboxLimits(memory_mb=0)
 
