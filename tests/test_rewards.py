@@ -233,7 +233,7 @@ def test_code_reward_adversarial_completions_score_zero_quickly(tmp_path):
     )
     elapsed = time.monotonic() - start
     assert dict(zip(cases, scores, strict=True)) == dict.fromkeys(cases, 0.0)
-    assert elapsed < 30, f"adversarial batch took {elapsed:.1f}s"
+    assert elapsed < 60, f"adversarial batch took {elapsed:.1f}s"  # hangs would never return
     assert not outside.exists()
     with pytest.raises(TimeoutError):
         server.accept()  # nothing ever connected
