@@ -81,6 +81,108 @@ def info() -> None:
 
 # --- llm -------------------------------------------------------------------------------------
 
+_OVERRIDES_HELP = "config overrides section.field=value (CLI wins over the YAML), e.g. algorithm.divergence=kl trainer.seed=3"
+
+
+def _llm_config(config: str | None, overrides: list[str] | None, *extra: str):
+    from llm.config import load_config
+
+    return load_config(config, [*(overrides or []), *extra])
+
+
+@llm_app.command("train")
+@user_errors
+def llm_train(
+    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="YAML config (configs/llm/*.yaml)"
+    ),
+    resume: str | None = typer.Option(
+        None, help="auto (latest checkpoint in output_dir) or a checkpoint directory"
+    ),
+) -> None:
+    """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
+    from llm.trainer import NonFiniteError, Trainer
+
+    cfg = _llm_config(config, overrides, *([f"trainer.resume={resume}"] if resume else []))
+    try:
+        last = Trainer(cfg).train()
+    except NonFiniteError as e:
+        fail(str(e), code=1)
+    keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
+    summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
+    typer.echo(f"done: {cfg.trainer.max_steps} steps in {cfg.trainer.output_dir}  {summary}")
+
+
+@llm_app.command("eval")
+@user_errors
+def llm_eval(
+    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="YAML config (data, eval and model sections)"
+    ),
+    checkpoint: str | None = typer.Option(
+        None, help="a checkpoint directory or auto; default: the base model"
+    ),
+    out: str | None = typer.Option(None, help="output directory (default trainer.output_dir)"),
+    label: str | None = typer.Option(None, help="name of this evaluation: eval_<label>.json"),
+) -> None:
+    """Sample eval.n completions per held-out prompt: avg@n, pass@k, maj@n, distinct-n (JSON + plot)."""
+    from llm.evaluate import run_eval
+
+    path, result = run_eval(
+        _llm_config(config, overrides), checkpoint=checkpoint, out_dir=out, label=label
+    )
+    for k, v in result["metrics"].items():
+        typer.echo(f"{k:<26} {v:.4f}")
+    typer.echo(f"wrote {path} and {path.parent / 'eval.png'}")
+
+
+@llm_app.command("sample")
+@user_errors
+def llm_sample(
+    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML config"),
+    checkpoint: str | None = typer.Option(
+        None, help="a checkpoint directory or auto; default: the base model"
+    ),
+    prompt: list[str] | None = typer.Option(
+        None, "--prompt", "-p", help="a user message (repeatable); default: eval records"
+    ),
+    n: int = typer.Option(2, "-n", help="completions per prompt"),
+    num_prompts: int = typer.Option(3, help="eval records to sample for (without --prompt)"),
+) -> None:
+    """Print a few sampled completions (with their rewards when the prompts come from the data)."""
+    from llm.evaluate import sample_completions
+
+    rows = sample_completions(
+        _llm_config(config, overrides), checkpoint, prompt, n=n, num_prompts=num_prompts
+    )
+    for row in rows:
+        typer.echo(f"=== prompt\n{row['prompt']}")
+        if row["answer"] is not None:
+            typer.echo(f"--- gold answer: {row['answer']}")
+        for i, (text, r) in enumerate(zip(row["completions"], row["rewards"], strict=True)):
+            typer.echo(
+                f"--- completion {i}" + ("" if r is None else f" (reward {r:.3g})") + f"\n{text}"
+            )
+
+
+@llm_app.command("config")
+@user_errors
+def llm_config(
+    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML config to resolve"),
+) -> None:
+    """Print the resolved config as YAML (no arguments: every field, its default and help)."""
+    from llm.config import describe
+
+    if config is None and not overrides:
+        typer.echo(describe())
+    else:
+        typer.echo(_llm_config(config, overrides).to_yaml(), nl=False)
+
+
 # --- figures ---------------------------------------------------------------------------------
 
 

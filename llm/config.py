@@ -558,6 +558,17 @@ def load_config(
     """Build a validated TrainConfig from an optional YAML file and dotted overrides (CLI wins)."""
     sections = _sections()
     layers: dict[str, dict[str, tuple[Any, str | None]]] = {name: {} for name in sections}
+
+    def apply(section: str, key: str, value: tuple[Any, str | None], layer: set[str]) -> None:
+        layers[section][key] = value
+        layer.add(f"{section}.{key}")
+
+    def exclusive(layer: set[str]) -> None:
+        # eta and kappa are two spellings of one knob: a later layer that sets one drops the other
+        for mine, other in (("eta", "kappa"), ("kappa", "eta")):
+            if f"algorithm.{mine}" in layer and f"algorithm.{other}" not in layer:
+                layers["algorithm"][other] = (None, None)
+
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -567,6 +578,7 @@ def load_config(
             raise ValueError(
                 f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}"
             )
+        file_layer: set[str] = set()
         for section, values in data.items():
             if section not in sections:
                 raise ValueError(
@@ -577,17 +589,17 @@ def load_config(
                     f"config section {section!r} in {path} must be a mapping, got {values!r}"
                 )
             for key, value in values.items():
-                layers[section][key] = (value, None)
+                apply(section, key, (value, None), file_layer)
+        exclusive(file_layer)
+    cli_layer: set[str] = set()
     for text in overrides:
         section, key, value = parse_override(text)
         if section not in sections:
             raise ValueError(
                 f"unknown config section {section!r} in override {text!r}; expected one of {list(sections)}"
             )
-        layers[section][key] = value
-    algo = layers["algorithm"]
-    if "eta" in algo and "kappa" not in algo:
-        algo["kappa"] = (None, None)  # eta replaces the kappa default
+        apply(section, key, value, cli_layer)
+    exclusive(cli_layer)
     built = {}
     for section, cls in sections.items():
         types_ = _field_types(cls)

@@ -169,23 +169,10 @@ def run_eval(
     Writes <out_dir>/eval_<label>.json and <out_dir>/eval.png (all eval_*.json there, one
     curve each). out_dir defaults to trainer.output_dir. Returns (json path, result).
     """
-    from llm import checkpoint as ckpt
-    from llm.models import load_model, load_tokenizer, pick_device
     from llm.trainer import load_datasets  # the trainer imports this module: import here
 
-    device = pick_device(config.trainer.device)
-    spec = config.model.path
-    if checkpoint == "auto":
-        found = ckpt.latest_checkpoint(config.trainer.output_dir)
-        if found is None:
-            raise FileNotFoundError(
-                f"no checkpoint in trainer.output_dir={config.trainer.output_dir!r}"
-            )
-        spec = str(found)
-    elif checkpoint is not None:
-        spec = checkpoint
-    tokenizer = load_tokenizer(spec)
-    model = load_model(spec, config.model.dtype, device, seed=config.trainer.seed).eval()
+    model, tokenizer, spec = load_for_inference(config, checkpoint)
+    device = next(model.parameters()).device
     _, eval_records = load_datasets(config.data)
     autocast = torch.bfloat16 if config.trainer.bf16 and device.type == "cuda" else None
     result = evaluate_model(model, tokenizer, eval_records, config, autocast_dtype=autocast)
@@ -199,3 +186,75 @@ def run_eval(
     }
     plot_eval(results, out / "eval.png")
     return path, result
+
+
+def load_for_inference(
+    config: TrainConfig, checkpoint: str | None = None
+) -> tuple[torch.nn.Module, Any, str]:
+    """(model in eval mode, tokenizer, the spec loaded) for the base model or a checkpoint
+    (a checkpoint directory, or "auto" = the latest one in trainer.output_dir)."""
+    from llm import checkpoint as ckpt
+    from llm.models import load_model, load_tokenizer, pick_device
+
+    spec = config.model.path
+    if checkpoint == "auto":
+        found = ckpt.latest_checkpoint(config.trainer.output_dir)
+        if found is None:
+            raise FileNotFoundError(
+                f"no checkpoint in trainer.output_dir={config.trainer.output_dir!r}"
+            )
+        spec = str(found)
+    elif checkpoint is not None:
+        spec = checkpoint
+    device = pick_device(config.trainer.device)
+    model = load_model(spec, config.model.dtype, device, seed=config.trainer.seed).eval()
+    return model, load_tokenizer(spec), spec
+
+
+def sample_completions(
+    config: TrainConfig,
+    checkpoint: str | None = None,
+    prompts: list[str] | None = None,
+    n: int = 2,
+    num_prompts: int = 3,
+) -> list[dict[str, Any]]:
+    """`lad llm sample`: n completions for each of `prompts` (plain user messages), or for the
+    first `num_prompts` eval records (then with their rewards). Sampling as in config.eval."""
+    from llm.trainer import load_datasets
+
+    if n < 1 or num_prompts < 1:
+        raise ValueError(f"n and num_prompts must be >= 1, got n={n}, num_prompts={num_prompts}")
+    model, tokenizer, _ = load_for_inference(config, checkpoint)
+    if prompts:
+        records = [{"prompt": p} for p in prompts]
+    else:
+        train, held_out = load_datasets(config.data)
+        records = (held_out or train)[:num_prompts]
+    data, ev = config.data, config.eval
+    texts = [format_prompt(r, tokenizer, data.system_prompt, data.instruction) for r in records]
+    sampling = SamplingConfig(
+        num_generations=n,
+        max_completion_length=ev.max_completion_length or config.rollout.max_completion_length,
+        temperature=ev.temperature,
+        top_p=ev.top_p,
+        seed=ev.seed,
+    )
+    device = next(model.parameters()).device
+    autocast = torch.bfloat16 if config.trainer.bf16 and device.type == "cuda" else None
+    rollout = HFGenerator(model, tokenizer, autocast_dtype=autocast).generate(texts, sampling)
+    rewards: list[float | None] = [None] * len(rollout.completions)
+    if not prompts:
+        rows = [r for r in records for _ in range(n)]
+        total, _ = RewardSet(data.reward_funcs, data.reward_weights)(
+            [r["prompt"] for r in rows], rollout.completions, record_columns(rows)
+        )
+        rewards = [None if r != r else r for r in total.tolist()]
+    return [
+        {
+            "prompt": texts[i],
+            "answer": records[i].get("answer"),
+            "completions": rollout.completions[i * n : (i + 1) * n],
+            "rewards": rewards[i * n : (i + 1) * n],
+        }
+        for i in range(len(records))
+    ]
