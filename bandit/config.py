@@ -1,0 +1,381 @@
+"""The bandit's typed config, and the grid of runs it expands to.
+
+One `BanditConfig` describes a whole sweep: the shared settings (landscape, steps, G, optimiser,
+pi_old refresh, ...) and the grid axes (objectives x divergences x eta x lr x seeds). `expand_runs`
+flattens the grid into runs ordered so that runs sharing a code path (objective x divergence) are
+contiguous; the trainer loops in Python over those few groups, never over runs.
+
+Objectives: every registered policy loss that needs nothing but log-probs and advantages
+(`lad`, `reinforce` = unclipped surrogate, `grpo` = PPO-clipped, `kl_cov`), plus `lad_theory`, the
+theoretical LAD loss on the exact distributions. `divergence` applies to `lad` and `lad_theory`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from bandit.landscapes import LANDSCAPES
+from labkit.advantages import ESTIMATORS
+from labkit.config import AGG_MODES
+from labkit.divergences import DIVERGENCES
+from labkit.losses import POLICY_LOSSES
+
+OBJECTIVES = ("lad", "lad_theory", "reinforce", "grpo", "kl_cov")
+DIVERGENCE_OBJECTIVES = ("lad", "lad_theory")
+ADVANTAGES = ("exact", *ESTIMATORS.names())
+NOISES = ("none", "gaussian", "bernoulli")
+MAX_SEED = 2**32 - 1
+
+
+def _h(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class BanditConfig:
+    """A sweep of bandit runs. Tuple fields are grid axes; the rest is shared by every run."""
+
+    # landscape
+    landscape: str = field(
+        default="trimodal", metadata=_h("built-in landscape: trimodal, bimodal, unimodal, plateau")
+    )
+    rewards_file: str | None = field(
+        default=None,
+        metadata=_h("reward vector from a .json, .csv or .npy file (overrides landscape)"),
+    )
+    n_arms: int = field(default=50, metadata=_h("number of arms K of a built-in landscape"))
+    # grid axes
+    objectives: tuple[str, ...] = field(
+        default=("lad",), metadata=_h(f"objectives: {', '.join(OBJECTIVES)}")
+    )
+    divergences: tuple[str, ...] = field(
+        default=("js",),
+        metadata=_h(
+            "f-divergences of lad and lad_theory: kl, rkl, jeffreys, tv, hellinger, js, pearson, neyman"
+        ),
+    )
+    etas: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_h(
+            "LAD temperatures eta > 0 (a = A/eta); give etas or kappas; neither means eta = 1"
+        ),
+    )
+    kappas: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_h("inverse temperatures kappa = 1/eta (the paper's code uses kappa)"),
+    )
+    lrs: tuple[float, ...] = field(default=(5e-3,), metadata=_h("learning rates"))
+    seed: int = field(default=0, metadata=_h("first seed; runs use seed, seed + 1, ..."))
+    n_seeds: int = field(default=1, metadata=_h("number of seeds per grid point"))
+    # training
+    steps: int = field(default=4000, metadata=_h("optimiser steps"))
+    num_generations: int = field(
+        default=64, metadata=_h("samples per step from pi_old (G; TRL num_generations)")
+    )
+    optimizer: str = field(
+        default="adam", metadata=_h("adam or sgd (vectorised over runs, per-run learning rate)")
+    )
+    adam_betas: tuple[float, float] = field(
+        default=(0.9, 0.999), metadata=_h("Adam (beta1, beta2)")
+    )
+    adam_eps: float = field(default=1e-8, metadata=_h("Adam epsilon"))
+    refresh_every: int = field(
+        default=0,
+        metadata=_h(
+            "copy the policy into pi_old every k steps; 0 keeps pi_old fixed at the initial policy"
+        ),
+    )
+    init: str = field(
+        default="uniform",
+        metadata=_h(
+            "initial logits: uniform (all 0), random (normal * init_scale), or given (init_logits)"
+        ),
+    )
+    init_scale: float = field(default=1.0, metadata=_h("std of random initial logits"))
+    init_logits: tuple[float, ...] | None = field(
+        default=None, metadata=_h("initial logits (K values) for init=given")
+    )
+    sampling: str = field(
+        default="sample",
+        metadata=_h(
+            "sample: G arms from pi_old per step; exact: every arm weighted by pi_old (the expectation)"
+        ),
+    )
+    advantage: str = field(
+        default="exact",
+        metadata=_h(
+            f"advantage: exact (reward - E_pi_old[reward]) or a labkit estimator on the sampled group: {', '.join(ESTIMATORS.names())}"
+        ),
+    )
+    reward_noise: str = field(
+        default="none",
+        metadata=_h(
+            "noise on sampled rewards: none, gaussian (std noise_std), bernoulli (reward = probability, needs rewards in [0, 1])"
+        ),
+    )
+    noise_std: float = field(default=0.1, metadata=_h("std of gaussian reward noise"))
+    # loss options passed to labkit.LossConfig
+    loss_agg_mode: str = field(
+        default="token-mean", metadata=_h("verl aggregation of the (G, 1) loss matrix")
+    )
+    epsilon: float = field(default=0.2, metadata=_h("clip range of grpo (clipped surrogate)"))
+    standardized: bool = field(default=False, metadata=_h("LAD with f(x) - f'(1)(x - 1)"))
+    # logging
+    log_every: int = field(
+        default=50, metadata=_h("log exact metrics every N steps (and at the first and last step)")
+    )
+    policy_steps: tuple[int, ...] | None = field(
+        default=None,
+        metadata=_h("steps at which the full policy is saved; unset means the first and last"),
+    )
+    mode_min_mass: float = field(
+        default=0.01,
+        metadata=_h(
+            "a landscape mode counts as a target mode when P_A puts at least this mass on it"
+        ),
+    )
+    dtype: str = field(default="float32", metadata=_h("float32 or float64"))
+
+    def __post_init__(self) -> None:
+        for name in (
+            "objectives",
+            "divergences",
+            "lrs",
+            "etas",
+            "kappas",
+            "adam_betas",
+            "init_logits",
+            "policy_steps",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(ok: bool, name: str, expected: str) -> None:
+            if not ok:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is not valid; expected {expected}"
+                )
+
+        if self.rewards_file is None:
+            LANDSCAPES.get(self.landscape)
+            need(isinstance(self.n_arms, int) and self.n_arms >= 2, "n_arms", "an integer >= 2")
+        need(len(self.objectives) > 0, "objectives", "at least one objective")
+        for obj in self.objectives:
+            if obj not in OBJECTIVES:
+                hint = " (needs inputs the bandit does not make)" if obj in POLICY_LOSSES else ""
+                raise ValueError(
+                    f"objective={obj!r} is not a bandit objective{hint}; expected one of {list(OBJECTIVES)}"
+                )
+        need(len(self.divergences) > 0, "divergences", "at least one divergence")
+        for d in self.divergences:
+            DIVERGENCES.get(d)
+        if self.etas is not None and self.kappas is not None:
+            raise ValueError(
+                f"give etas or kappas, not both (got etas={self.etas}, kappas={self.kappas})"
+            )
+        for name in ("etas", "kappas", "lrs"):
+            vals = getattr(self, name)
+            if vals is not None:
+                need(
+                    len(vals) > 0 and all(_finite_positive(v) for v in vals),
+                    name,
+                    "finite numbers > 0",
+                )
+        need(
+            isinstance(self.seed, int) and self.seed >= 0, "seed", f"an integer in [0, {MAX_SEED}]"
+        )
+        need(
+            isinstance(self.n_seeds, int)
+            and self.n_seeds >= 1
+            and self.seed + self.n_seeds - 1 <= MAX_SEED,
+            "n_seeds",
+            f"an integer >= 1 with seed + n_seeds - 1 <= {MAX_SEED}",
+        )
+        need(isinstance(self.steps, int) and self.steps >= 1, "steps", "an integer >= 1")
+        need(
+            isinstance(self.num_generations, int) and self.num_generations >= 1,
+            "num_generations",
+            "an integer >= 1",
+        )
+        need(self.optimizer in ("adam", "sgd"), "optimizer", "adam or sgd")
+        need(
+            len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+            "adam_betas",
+            "two numbers in [0, 1)",
+        )
+        need(self.adam_eps > 0, "adam_eps", "> 0")
+        need(
+            isinstance(self.refresh_every, int) and self.refresh_every >= 0,
+            "refresh_every",
+            "an integer >= 0 (0 = fixed pi_old)",
+        )
+        need(self.init in ("uniform", "random", "given"), "init", "uniform, random or given")
+        need(self.init_scale >= 0, "init_scale", ">= 0")
+        need(
+            (self.init == "given") == (self.init_logits is not None),
+            "init_logits",
+            "K numbers exactly when init='given'",
+        )
+        need(self.sampling in ("sample", "exact"), "sampling", "sample or exact")
+        need(self.advantage in ADVANTAGES, "advantage", f"one of {list(ADVANTAGES)}")
+        need(self.reward_noise in NOISES, "reward_noise", f"one of {list(NOISES)}")
+        need(self.noise_std >= 0, "noise_std", ">= 0")
+        if self.advantage not in ("exact", "raw"):
+            need(
+                self.num_generations >= 2,
+                "num_generations",
+                f"an integer >= 2 with group-normalised advantages (advantage={self.advantage!r})",
+            )
+        if self.sampling == "exact":
+            need(
+                self.advantage == "exact" and self.reward_noise == "none",
+                "sampling",
+                "'sample' unless advantage='exact' and reward_noise='none' (the expectation needs exact advantages)",
+            )
+        need(self.loss_agg_mode in AGG_MODES, "loss_agg_mode", f"one of {list(AGG_MODES)}")
+        need(0 <= self.epsilon < 1, "epsilon", "a number in [0, 1)")
+        need(
+            isinstance(self.log_every, int) and self.log_every >= 1, "log_every", "an integer >= 1"
+        )
+        if self.policy_steps is not None:
+            need(
+                all(isinstance(s, int) and 0 <= s <= self.steps for s in self.policy_steps),
+                "policy_steps",
+                f"integers in [0, steps={self.steps}]",
+            )
+        need(0 <= self.mode_min_mass < 1, "mode_min_mass", "a number in [0, 1)")
+        need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64")
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        """The eta axis (kappas converted to eta = 1/kappa)."""
+        if self.kappas is not None:
+            return tuple(1.0 / k for k in self.kappas)
+        return self.etas if self.etas is not None else (1.0,)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.seed, self.seed + self.n_seeds))
+
+    @property
+    def snapshot_steps(self) -> tuple[int, ...]:
+        return (
+            tuple(sorted(set(self.policy_steps)))
+            if self.policy_steps is not None
+            else (0, self.steps)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    def replace(self, **changes: Any) -> BanditConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _finite_positive(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: its code path (objective, divergence) and its hyperparameters."""
+
+    objective: str
+    divergence: str  # "" for objectives without one
+    eta: float
+    lr: float
+    seed: int
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return (self.objective, self.divergence)
+
+
+def expand_runs(config: BanditConfig) -> list[RunSpec]:
+    """The grid as a flat list: (objective, divergence) outermost, then eta, lr, seed."""
+    runs = []
+    for obj in config.objectives:
+        divs = config.divergences if obj in DIVERGENCE_OBJECTIVES else ("",)
+        for div in divs:
+            for eta in config.temperatures:
+                for lr in config.lrs:
+                    runs.extend(RunSpec(obj, div, float(eta), float(lr), s) for s in config.seeds)
+    return runs
+
+
+def from_dict(data: dict[str, Any], base: BanditConfig | None = None) -> BanditConfig:
+    """A config from a mapping (a YAML/TOML file); unknown keys and mistyped values raise."""
+    base = base or BanditConfig()
+    hints = get_type_hints(BanditConfig)
+    known = {f.name for f in dataclasses.fields(BanditConfig)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ValueError(f"unknown bandit config key {key!r}; expected one of {sorted(known)}")
+        changes[key] = _coerce(key, value, hints[key])
+    return dataclasses.replace(base, **changes)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check a file value against the field's type; accept a scalar where a tuple is expected."""
+    args = [a for a in get_args(hint) if a is not type(None)]
+    optional = type(None) in get_args(hint)
+    if optional:
+        hint = args[0]
+    if value is None:
+        if not optional:
+            raise ValueError(f"{key} may not be null")
+        return None
+    if get_origin(hint) is tuple:
+        items = value if isinstance(value, list | tuple) else [value]
+        return tuple(_scalar(key, v, get_args(hint)[0]) for v in items)
+    return _scalar(key, value, hint)
+
+
+def _scalar(key: str, value: Any, kind: type) -> Any:
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"{key}: {value!r} is a {type(value).__name__}, expected {kind.__name__}")
+    return float(value) if kind is float else value
+
+
+def load_config_file(path: str | Path, base: BanditConfig | None = None) -> BanditConfig:
+    """Read a sweep from .yaml/.yml or .toml (keys are BanditConfig field names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ValueError(f"unknown extension {path.suffix!r}; expected .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"config file {str(path)!r} is not valid: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of BanditConfig fields")
+    try:
+        return from_dict(data, base)
+    except ValueError as e:
+        raise ValueError(f"config file {str(path)!r}: {e}") from None

@@ -1,0 +1,242 @@
+"""Result files of a bandit run, and the final-metrics table that `run`, `sweep` and `compare` print.
+
+A results directory holds (each file written atomically: temp file, then os.replace):
+- metrics.csv: one row per run x logged step: run, objective, divergence, eta, lr, seed, step and
+  the metrics of bandit/metrics.py;
+- policies.csv: one row per run x saved step x arm: ..., step, arm, prob;
+- config.json: the full BanditConfig, the landscape (rewards, modes), the run table, the seeds,
+  library versions, wall time and the command line.
+Figures read these files and never retrain.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bandit.config import BanditConfig, from_dict
+from bandit.landscapes import Landscape
+from bandit.metrics import METRICS
+from bandit.trainer import BanditResult
+
+RUN_COLUMNS = ("run", "objective", "divergence", "eta", "lr", "seed")
+FILES = ("metrics.csv", "policies.csv", "config.json")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write text to path through a temp file in the same directory and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    try:
+        out["labkit"] = metadata.version("labkit")
+    except metadata.PackageNotFoundError:
+        out["labkit"] = "not installed"
+    return out
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = None) -> Path:
+    """Write the three result files into out_dir (created if needed) and return it."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} exists and is not a directory")
+    run_cells = [
+        [str(i), r.objective, r.divergence, _fmt(r.eta), _fmt(r.lr), str(r.seed)]
+        for i, r in enumerate(result.runs)
+    ]
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*RUN_COLUMNS, "step", *METRICS])
+    for li, step in enumerate(result.log_steps):
+        for ri, cells in enumerate(run_cells):
+            w.writerow([*cells, str(step), *(_fmt(v) for v in result.metrics[li, ri])])
+    metrics_text = buf.getvalue()
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*RUN_COLUMNS, "step", "arm", "prob"])
+    for si, step in enumerate(result.snapshot_steps):
+        for ri, cells in enumerate(run_cells):
+            for arm, p in enumerate(result.policies[si, ri]):
+                w.writerow([*cells, str(step), str(arm), _fmt(p)])
+    policies_text = buf.getvalue()
+
+    meta = {
+        "kind": "bandit",
+        "config": result.config.to_dict(),
+        "landscape": result.landscape.to_dict(),
+        "runs": [
+            dict(zip(RUN_COLUMNS, [i, r.objective, r.divergence, r.eta, r.lr, r.seed], strict=True))
+            for i, r in enumerate(result.runs)
+        ],
+        "seeds": list(result.config.seeds),
+        "log_steps": [int(s) for s in result.log_steps],
+        "snapshot_steps": list(result.snapshot_steps),
+        "seconds": round(result.seconds, 3),
+        "versions": versions(),
+        "command": command if command is not None else sys.argv,
+    }
+    atomic_write(out / "metrics.csv", metrics_text)
+    atomic_write(out / "policies.csv", policies_text)
+    # config.json last: its presence marks a complete results directory
+    atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    return out
+
+
+@dataclass
+class Results:
+    """A results directory read back: the same arrays as BanditResult."""
+
+    path: Path
+    config: BanditConfig
+    landscape: Landscape
+    runs: list[dict[str, Any]]
+    log_steps: np.ndarray
+    metrics: np.ndarray  # (L, R, len(METRICS))
+    snapshot_steps: tuple[int, ...]
+    policies: np.ndarray  # (S, R, K)
+
+
+def load(path: str | Path) -> Results:
+    """Read a results directory written by `save`. Raises ValueError when it is not one."""
+    path = Path(path)
+    meta_path = path / "config.json"
+    if not meta_path.is_file():
+        raise ValueError(f"{str(path)!r} is not a bandit results directory (no config.json)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") != "bandit":
+        raise ValueError(
+            f"{str(path)!r} holds {meta.get('kind')!r} results, expected bandit results"
+        )
+    land = meta["landscape"]
+    landscape = Landscape(
+        land["name"], tuple(land["rewards"]), tuple(tuple(m) for m in land["modes"])
+    )
+    config = from_dict({k: v for k, v in meta["config"].items()})
+    runs = meta["runs"]
+    log_steps = np.asarray(meta["log_steps"])
+    snaps = tuple(meta["snapshot_steps"])
+    n_runs, k = len(runs), landscape.n_arms
+    metrics = np.full((len(log_steps), n_runs, len(METRICS)), np.nan)
+    step_index = {int(s): i for i, s in enumerate(log_steps)}
+    with (path / "metrics.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            metrics[step_index[int(row["step"])], int(row["run"])] = [
+                float(row[m]) for m in METRICS
+            ]
+    policies = np.full((len(snaps), n_runs, k), np.nan)
+    snap_index = {s: i for i, s in enumerate(snaps)}
+    with (path / "policies.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            policies[snap_index[int(row["step"])], int(row["run"]), int(row["arm"])] = float(
+                row["prob"]
+            )
+    return Results(path, config, landscape, runs, log_steps, metrics, snaps, policies)
+
+
+def final_rows(res: Results | BanditResult) -> list[dict[str, Any]]:
+    """One row per run: its descriptors, the final logged metrics, and tv_theory, the TV between
+    a practical `lad` run's final policy and the `lad_theory` run with the same divergence, eta,
+    lr and seed (NaN when the sweep has no such pair or the last step's policy was not saved)."""
+    runs = (
+        res.runs
+        if isinstance(res, Results)
+        else [
+            {
+                "run": i,
+                "objective": r.objective,
+                "divergence": r.divergence,
+                "eta": r.eta,
+                "lr": r.lr,
+                "seed": r.seed,
+            }
+            for i, r in enumerate(res.runs)
+        ]
+    )
+    last_step = int(res.log_steps[-1])
+    final_policy = (
+        res.policies[res.snapshot_steps.index(last_step)]
+        if last_step in res.snapshot_steps
+        else None
+    )
+    key = {(r["objective"], r["divergence"], r["eta"], r["lr"], r["seed"]): r["run"] for r in runs}
+    rows = []
+    for r in runs:
+        row = {c: r[c] for c in RUN_COLUMNS}
+        row.update({m: float(v) for m, v in zip(METRICS, res.metrics[-1, r["run"]], strict=True)})
+        twin = (
+            key.get(("lad_theory", r["divergence"], r["eta"], r["lr"], r["seed"]))
+            if r["objective"] == "lad"
+            else None
+        )
+        row["tv_theory"] = (
+            0.5 * float(np.abs(final_policy[r["run"]] - final_policy[twin]).sum())
+            if twin is not None and final_policy is not None
+            else float("nan")
+        )
+        rows.append(row)
+    return rows
+
+
+SUMMARY_METRICS = (
+    "tv",
+    "kl",
+    "tv_theory",
+    "modes_covered",
+    "max_arm",
+    "entropy",
+    "expected_reward",
+)
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group final rows by (objective, divergence, eta, lr): n seeds, and mean/min/max of each
+    summary metric over seeds (NaN-free means; NaN when a metric is missing for the group)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["objective"], r["divergence"], r["eta"], r["lr"]), []).append(r)
+    out = []
+    for (obj, div, eta, lr), members in groups.items():
+        s: dict[str, Any] = {
+            "objective": obj,
+            "divergence": div,
+            "eta": eta,
+            "lr": lr,
+            "n": len(members),
+        }
+        for m in SUMMARY_METRICS:
+            vals = np.asarray([x[m] for x in members], dtype=float)
+            ok = vals[~np.isnan(vals)]
+            s[m] = float(ok.mean()) if ok.size else float("nan")
+            s[m + "_min"] = float(ok.min()) if ok.size else float("nan")
+            s[m + "_max"] = float(ok.max()) if ok.size else float("nan")
+        s["modes_target"] = float(np.mean([x["modes_target"] for x in members]))
+        out.append(s)
+    return out

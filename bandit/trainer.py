@@ -1,0 +1,266 @@
+"""The vectorised bandit trainer: R independent runs advance as one tensor computation per step.
+
+Each run is a softmax policy over K logits. A step, for all runs at once (method.md sections 3-5):
+
+1. draw G arms per run from pi_old (counter-based, keyed on the run's seed: bandit/rng.py), or
+   with sampling="exact" take every arm weighted by pi_old (the expectation the sample estimates);
+2. rewards of those arms (plus optional noise), advantages either exact (reward minus the baseline
+   E_pi_old[reward]) or a labkit estimator over each run's group (grpo, dr_grpo, rloo, raw);
+3. the loss of every run through labkit: `compute_loss` with log-probs of shape (R, G, 1) for the
+   registered objectives, `theoretical_lad_loss` on the full (R, K) distributions for
+   `lad_theory`; each returns one loss per run, and their sum gives every run its own gradient;
+4. Adam or SGD with a per-run learning rate (bandit/optim.py).
+
+Python loops run over steps and over the few (objective, divergence) groups only; eta and lr are
+(R, ...) tensors. Departures from a textbook RL loop, on purpose:
+- pi_old stays the initial policy unless refresh_every > 0 (one trust-region problem solved to
+  convergence, as in the paper's Figure 1); each step draws a fresh group from pi_old.
+- `lad_theory` always uses exact advantages and the exact distributions (it is the reference the
+  sampled losses approximate); reward noise and estimators affect only the sampled objectives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bandit import rng
+from bandit.config import BanditConfig, RunSpec, expand_runs
+from bandit.landscapes import Landscape, get_landscape
+from bandit.metrics import METRICS, policy_metrics
+from bandit.optim import AdamState, adam_step, sgd_step
+from labkit.advantages import compute_advantages
+from labkit.config import AdvantageConfig, LossConfig
+from labkit.lad import advantage_distribution, theoretical_lad_loss
+from labkit.losses import compute_loss
+
+Tensor = torch.Tensor
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BanditResult:
+    """Everything a run writes. metrics (L, R, len(METRICS)) at log_steps (L,); policies
+    (S, R, K) at snapshot_steps (S,)."""
+
+    config: BanditConfig
+    landscape: Landscape
+    runs: list[RunSpec]
+    log_steps: np.ndarray
+    metrics: np.ndarray
+    snapshot_steps: tuple[int, ...]
+    policies: np.ndarray
+    seconds: float
+
+
+@dataclass
+class _Group:
+    """A contiguous slice of runs that share a code path."""
+
+    objective: str
+    divergence: str
+    rows: slice
+    loss_config: LossConfig | None  # None for lad_theory
+    eta: Tensor  # (n, 1): lad_theory's temperature
+
+
+def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor) -> list[_Group]:
+    groups: list[_Group] = []
+    start = 0
+    for i in range(1, len(runs) + 1):
+        if i == len(runs) or runs[i].group != runs[start].group:
+            obj, div = runs[start].group
+            rows = slice(start, i)
+            loss_config = None
+            if obj != "lad_theory":
+                loss_config = LossConfig(
+                    loss_mode=obj,
+                    divergence=div or "js",
+                    eta=eta[rows].view(-1, 1, 1),
+                    loss_agg_mode=config.loss_agg_mode,
+                    epsilon=config.epsilon,
+                    standardized=config.standardized,
+                )
+            groups.append(_Group(obj, div, rows, loss_config, eta[rows].view(-1, 1)))
+            start = i
+    return groups
+
+
+def initial_logits(config: BanditConfig, seeds: Tensor, n_arms: int, dtype: torch.dtype) -> Tensor:
+    """(R, K) initial logits: zeros, N(0, init_scale^2) keyed on each run's seed, or given."""
+    r = seeds.shape[0]
+    if config.init == "uniform":
+        return torch.zeros(r, n_arms, dtype=dtype)
+    if config.init == "random":
+        return config.init_scale * rng.normal(seeds, rng.INIT_A, rng.INIT_B, 0, n_arms, dtype)
+    logits = torch.tensor(config.init_logits, dtype=dtype)
+    if logits.shape != (n_arms,):
+        raise ValueError(
+            f"init_logits has {logits.numel()} values, expected one per arm ({n_arms})"
+        )
+    return logits.expand(r, n_arms).clone()
+
+
+def _check_landscape(config: BanditConfig, landscape: Landscape) -> None:
+    rewards = landscape.array()
+    if config.reward_noise == "bernoulli" and not ((rewards >= 0) & (rewards <= 1)).all():
+        raise ValueError(
+            f"reward_noise='bernoulli' needs rewards in [0, 1] (they are probabilities); landscape "
+            f"{landscape.name!r} has rewards in [{rewards.min():.3g}, {rewards.max():.3g}]"
+        )
+
+
+def _sampled_rewards(config: BanditConfig, mean: Tensor, seeds: Tensor, step: int) -> Tensor:
+    """Noisy rewards (R, G) around their means (R, G)."""
+    if config.reward_noise == "gaussian":
+        return mean + config.noise_std * rng.normal(
+            seeds, rng.NOISE_A, rng.NOISE_B, step, mean.shape[1], mean.dtype
+        )
+    if config.reward_noise == "bernoulli":
+        return (rng.uniform(seeds, rng.NOISE_A, step, mean.shape[1], mean.dtype) < mean).to(
+            mean.dtype
+        )
+    return mean
+
+
+class OldPolicy:
+    """pi_old of every run and a sampler for it. Fixed pi_old (built once) draws through alias
+    tables, O(1) per draw; a refreshed one through inverse-CDF search, which is cheaper to rebuild
+    every few steps. Either way a draw depends only on (pi_old, seed, step, index)."""
+
+    def __init__(self, logits: Tensor, fixed: bool) -> None:
+        self.log_prob = torch.log_softmax(logits.detach(), dim=-1)
+        probs = self.log_prob.exp()
+        self.fixed = fixed
+        if fixed:
+            self.alias = rng.alias_table(probs)
+        else:
+            cdf = probs.cumsum(-1)
+            self.cdf = cdf / cdf[:, -1:]
+
+    def sample(self, seeds: Tensor, step: int, n: int) -> Tensor:
+        """(R, n) int64 arms."""
+        if self.fixed:
+            return rng.alias_sample(*self.alias, seeds, rng.SAMPLE, step, n)
+        return rng.categorical(self.cdf, rng.uniform(seeds, rng.SAMPLE, step, n, torch.float64))
+
+
+def loss_per_run(
+    config: BanditConfig,
+    groups: list[_Group],
+    logits: Tensor,
+    old: OldPolicy,
+    rewards: Tensor,
+    seeds: Tensor,
+    step: int,
+) -> Tensor:
+    """(R,) loss of every run at this step (differentiable in logits (R, K))."""
+    r, k = logits.shape
+    log_pi = torch.log_softmax(logits, dim=-1)
+    log_pi_old = old.log_prob
+    baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
+    adv_full = rewards - baseline  # (R, K), exact
+    if config.sampling == "exact":
+        arms = torch.arange(k).expand(r, k)
+        mask = log_pi_old.exp().unsqueeze(
+            -1
+        )  # token-mean then averages over arms with pi_old weights
+        adv = adv_full
+    else:
+        g = config.num_generations
+        arms = old.sample(seeds, step, g)
+        mask = torch.ones(r, g, 1, dtype=logits.dtype)
+        reward = _sampled_rewards(config, rewards[arms], seeds, step)
+        if config.advantage == "exact":
+            adv = reward - baseline
+        else:
+            group_ids = torch.arange(r).repeat_interleave(g)
+            adv = compute_advantages(
+                reward.flatten(), group_ids, AdvantageConfig(estimator=config.advantage)
+            ).view(r, g)
+    log_prob = log_pi.gather(1, arms).unsqueeze(-1)
+    old_log_prob = log_pi_old.gather(1, arms).unsqueeze(-1)
+    losses = []
+    for grp in groups:
+        rows = grp.rows
+        if grp.loss_config is None:
+            loss = theoretical_lad_loss(
+                log_pi[rows],
+                log_pi_old[rows],
+                adv_full[rows],
+                grp.divergence,
+                grp.eta,
+                config.standardized,
+            )
+        else:
+            loss, _ = compute_loss(
+                old_log_prob[rows], log_prob[rows], adv[rows], mask[rows], grp.loss_config
+            )
+        losses.append(loss)
+    return torch.cat(losses)
+
+
+def train(config: BanditConfig, progress: Progress | None = None) -> BanditResult:
+    """Run every run of the sweep for config.steps steps. Raises ValueError on bad input before
+    any work. progress(done, total) is called now and then."""
+    landscape = get_landscape(config.landscape, config.n_arms, config.rewards_file)
+    _check_landscape(config, landscape)
+    runs = expand_runs(config)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    k, n_runs = landscape.n_arms, len(runs)
+    seeds = torch.tensor([run.seed for run in runs], dtype=torch.int64)
+    eta = torch.tensor([run.eta for run in runs], dtype=dtype)
+    lr = torch.tensor([run.lr for run in runs], dtype=dtype).unsqueeze(-1)
+    rewards = torch.tensor(landscape.rewards, dtype=dtype)
+    modes = torch.tensor(landscape.mode_matrix(), dtype=dtype)
+    log_pa = advantage_distribution(rewards.expand(n_runs, k), eta.unsqueeze(-1))
+    groups = _groups(runs, config, eta)
+
+    logits = initial_logits(config, seeds, k, dtype).requires_grad_(True)
+    adam = AdamState.zeros_like(logits.detach())
+    log_steps = sorted({0, config.steps, *range(0, config.steps, config.log_every)})
+    snapshots = config.snapshot_steps
+    metrics = np.zeros((len(log_steps), n_runs, len(METRICS)))
+    policies = np.zeros((len(snapshots), n_runs, k))
+
+    def record(step: int, log_pi_old: Tensor) -> None:
+        log_pi = torch.log_softmax(logits.detach(), dim=-1)
+        if step in log_index:
+            metrics[log_index[step]] = policy_metrics(
+                log_pi, log_pi_old, log_pa, rewards, modes, config.mode_min_mass
+            ).numpy()
+        if step in snap_index:
+            policies[snap_index[step]] = log_pi.exp().numpy()
+
+    log_index = {s: i for i, s in enumerate(log_steps)}
+    snap_index = {s: i for i, s in enumerate(snapshots)}
+    tick = max(1, config.steps // 200)
+    start = time.perf_counter()
+    old = OldPolicy(logits, fixed=config.refresh_every == 0)
+    record(0, old.log_prob)
+    for step in range(1, config.steps + 1):
+        if config.refresh_every > 0 and (step - 1) % config.refresh_every == 0 and step > 1:
+            old = OldPolicy(logits, fixed=False)
+        loss = loss_per_run(config, groups, logits, old, rewards, seeds, step)
+        (grad,) = torch.autograd.grad(loss.sum(), logits)
+        if config.optimizer == "adam":
+            adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps)
+        else:
+            sgd_step(logits, grad, lr)
+        record(step, old.log_prob)
+        if progress is not None and (step % tick == 0 or step == config.steps):
+            progress(step, config.steps)
+    return BanditResult(
+        config=config,
+        landscape=landscape,
+        runs=runs,
+        log_steps=np.asarray(log_steps),
+        metrics=metrics,
+        snapshot_steps=snapshots,
+        policies=policies,
+        seconds=time.perf_counter() - start,
+    )
