@@ -312,3 +312,59 @@ class TestEngine:
         check_layout(batch, tokenizer, PROMPTS, sampling)
         diff = (batch.sampling_log_probs - hf_log_probs(model_b, batch, 1.0)).abs()
         assert diff[batch.completion_mask.bool()].max().item() < ATOL
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed; `make test-vllm` runs this file")
+def test_trainer_with_vllm_rollouts_syncs_after_every_update(tmp_path, monkeypatch) -> None:
+    """Three LAD steps with rollout.backend=vllm: the trainer's recomputed pi_old matches the
+    engine's sampling log-probs at every step, so the weights reached the engine after each
+    update (at lr 1e-2 a stale engine is off by far more than 1e-4)."""
+    import json
+
+    from llm import rollout_vllm
+    from llm.config import load_config
+    from llm.trainer import Trainer
+
+    init = rollout_vllm.VLLMGenerator.__init__
+
+    def eager_init(self, *args, **kwargs):  # skip ~1 min of torch.compile on 2 cores
+        init(self, *args, **kwargs, enforce_eager=True)
+
+    monkeypatch.setattr(rollout_vllm.VLLMGenerator, "__init__", eager_init)
+    records = [
+        {"prompt": f"What is {a} + {b}?", "answer": str(a + b)} for a in range(4) for b in range(3)
+    ]
+    reward = "configs/llm/toy_reward.py:digit_fraction"
+    cfg = load_config(
+        None,
+        [
+            "model.path=tiny-qwen2",
+            f"data.reward_funcs=[{reward}]",
+            "rollout.backend=vllm",
+            "rollout.vllm_dtype=float32",
+            "rollout.vllm_max_model_len=128",
+            "rollout.num_generations=4",
+            "rollout.max_completion_length=16",
+            "trainer.train_batch_size=2",
+            "trainer.max_steps=3",
+            "trainer.learning_rate=1e-2",
+            "trainer.progress_bar=false",
+            "trainer.save_steps=0",
+            "trainer.device=cpu",
+            f"trainer.output_dir={tmp_path / 'run'}",
+            "eval.before_train=false",
+            "eval.after_train=false",
+        ],
+    )
+    trainer = Trainer(cfg, train_records=records, eval_records=records[:3])
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    moved = max((v - before[k]).abs().max().item() for k, v in trainer.model.state_dict().items())
+    assert moved > 1e-3
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert r["sampling/sampling_logp_difference/max"] < 1e-4, r
