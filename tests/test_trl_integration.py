@@ -11,9 +11,6 @@ import math
 
 import pytest
 import torch
-
-pytest.importorskip("trl")
-
 from datasets import Dataset
 from transformers import Qwen2Config, Qwen2ForCausalLM
 

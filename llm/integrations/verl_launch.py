@@ -35,6 +35,18 @@ class Preset:
     lad: dict[str, Any] = field(default_factory=dict)
 
 
+def _path(path: str) -> str:
+    """A path as a quoted Hydra string: Hydra's override grammar rejects a bare '~'."""
+    return f"'{path}'"
+
+
+def _quote(arg: str) -> str:
+    """Shell quoting that keeps Hydra's single-quoted values readable."""
+    if "'" in arg and not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
 def _common(prompt_len: int, response_len: int) -> dict[str, str]:
     # GRPO-style group advantages, no critic, no KL term (LAD's divergence is its regulariser)
     return {
@@ -63,8 +75,8 @@ PRESETS: dict[str, Preset] = {
         overrides={
             **_common(prompt_len=1024, response_len=4096),
             "actor_rollout_ref.model.path": "Qwen/Qwen2.5-7B",
-            "data.train_files": "~/data/dapo-math-17k.parquet",
-            "data.val_files": "~/data/aime-2024.parquet",
+            "data.train_files": _path("~/data/dapo-math-17k.parquet"),
+            "data.val_files": _path("~/data/aime-2024.parquet"),
             "data.train_batch_size": "128",
             "actor_rollout_ref.rollout.n": "8",
             f"{_ACTOR}.ppo_mini_batch_size": "32",
@@ -91,8 +103,8 @@ PRESETS: dict[str, Preset] = {
         overrides={
             **_common(prompt_len=512, response_len=1024),
             "actor_rollout_ref.model.path": "Qwen/Qwen2.5-0.5B-Instruct",
-            "data.train_files": "~/data/dapo-math-17k.parquet",
-            "data.val_files": "~/data/aime-2024.parquet",
+            "data.train_files": _path("~/data/dapo-math-17k.parquet"),
+            "data.val_files": _path("~/data/aime-2024.parquet"),
             "data.train_batch_size": "64",
             "actor_rollout_ref.rollout.n": "8",
             f"{_ACTOR}.ppo_mini_batch_size": "16",
@@ -149,6 +161,12 @@ def main_ppo_command(
     lad: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
     python: str = "python3",
+    *,
+    model: str | None = None,
+    train_files: str | None = None,
+    val_files: str | None = None,
+    n_gpus_per_node: int | None = None,
+    nnodes: int | None = None,
 ) -> list[str]:
     """argv of `python -m verl.trainer.main_ppo` for a LAD run.
 
@@ -158,6 +176,8 @@ def main_ppo_command(
             eta replaces a preset's kappa (or the reverse).
         overrides: Hydra overrides `key=value` applied last (a leading '+' is optional).
         python: the interpreter of the env where verl and labkit are installed.
+        model, train_files, val_files, n_gpus_per_node, nnodes: shorthands for the overrides
+            actor_rollout_ref.model.path, data.train_files, data.val_files, trainer.*.
     """
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r} is not valid; expected one of {sorted(PRESETS)}")
@@ -173,6 +193,18 @@ def main_ppo_command(
     merged.update(lad)
     loss = LossConfig(loss_mode="lad", **merged)
     values = {**chosen.overrides, **lad_overrides(loss)}
+    named = {
+        "actor_rollout_ref.model.path": None if model is None else _path(model),
+        "data.train_files": None if train_files is None else _path(train_files),
+        "data.val_files": None if val_files is None else _path(val_files),
+        "trainer.n_gpus_per_node": n_gpus_per_node,
+        "trainer.nnodes": nnodes,
+    }
+    for key, value in named.items():
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{key.split('.')[-1]}={value} is not valid; expected an integer >= 1")
+        if value is not None:
+            values[key] = str(value)
     for text in overrides or []:
         key, value = _parse_override(text)
         values[key] = value
@@ -189,5 +221,5 @@ def render_script(argv: list[str], preset: str) -> str:
         "# Needs verl (with vLLM) and labkit installed in the same env; data: verl parquet files.",
         "set -euo pipefail",
     ]
-    lines = [shlex.join(argv[:3])] + ["    " + shlex.quote(a) for a in argv[3:]]
+    lines = [shlex.join(argv[:3])] + ["    " + _quote(a) for a in argv[3:]]
     return "\n".join(head) + "\n" + " \\\n".join(lines) + "\n"
