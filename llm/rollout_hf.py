@@ -57,7 +57,10 @@ class _Sampler:
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         logits = top_p_filter(scores.float() / self.temperature, self.top_p)
         logp = torch.log_softmax(logits, dim=-1)
-        token = torch.multinomial(logp.exp(), 1, generator=self.generator)  # (N, 1)
+        # exponential race: argmax p_i / E_i with E_i ~ Exp(1) is a draw from p (as in vLLM);
+        # cheaper than multinomial, and NaN logits flow on to the loss check instead of raising
+        race = torch.empty_like(logp).exponential_(generator=self.generator)
+        token = (logp.exp() / race).argmax(-1, keepdim=True)  # (N, 1)
         self.log_probs.append(logp.gather(1, token).squeeze(1))
         return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
 
