@@ -183,6 +183,66 @@ def llm_config(
         typer.echo(_llm_config(config, overrides).to_yaml(), nl=False)
 
 
+@llm_app.command("verl")
+@user_errors
+def llm_verl(
+    overrides: list[str] | None = typer.Argument(
+        None, help="extra verl Hydra overrides key.path=value, applied last", show_default=False
+    ),
+    preset: str = typer.Option(
+        "single-gpu", help="qwen2.5-7b-dapo-8gpu (the paper's setting, 8 GPUs) or single-gpu"
+    ),
+    model: str | None = typer.Option(None, help="actor_rollout_ref.model.path (HF id or dir)"),
+    train_files: str | None = typer.Option(None, help="data.train_files (verl parquet)"),
+    val_files: str | None = typer.Option(None, help="data.val_files (verl parquet)"),
+    n_gpus: int | None = typer.Option(None, help="trainer.n_gpus_per_node"),
+    nnodes: int | None = typer.Option(None, help="trainer.nnodes"),
+    divergence: str | None = typer.Option(None, help="LAD f-divergence (default js)"),
+    eta: float | None = typer.Option(None, help="LAD temperature eta (give eta or kappa)"),
+    kappa: float | None = typer.Option(None, help="inverse temperature kappa = 1/eta"),
+    ratio_level: str | None = typer.Option(
+        None, help="token, sequence-sum or sequence-mean likelihood ratios"
+    ),
+    standardized: bool | None = typer.Option(
+        None, "--standardized/--no-standardized", help="use f(x) - f'(1)(x - 1)"
+    ),
+    loss_agg_mode: str | None = typer.Option(None, help="verl loss_agg_mode (default token-mean)"),
+    python: str = typer.Option("python3", help="interpreter of the env with verl, vLLM, labkit"),
+    run: bool = typer.Option(False, "--run", help="run the command instead of printing it"),
+) -> None:
+    """Print (or --run) the verl command of a LAD run: labkit's loss as verl's policy loss `lad`."""
+    import subprocess
+
+    from llm.integrations.verl_launch import main_ppo_command, render_script
+
+    lad = dict(
+        divergence=divergence,
+        eta=eta,
+        kappa=kappa,
+        ratio_level=ratio_level,
+        standardized=standardized,
+        loss_agg_mode=loss_agg_mode,
+    )
+    argv = main_ppo_command(
+        preset,
+        lad=lad,
+        overrides=overrides,
+        python=python,
+        model=model,
+        train_files=train_files,
+        val_files=val_files,
+        n_gpus_per_node=n_gpus,
+        nnodes=nnodes,
+    )
+    if not run:
+        typer.echo(render_script(argv, preset), nl=False)
+        return
+    probe = subprocess.run([python, "-c", "import llm.integrations.verl"], capture_output=True)
+    if probe.returncode != 0:
+        fail(f"{python} cannot import verl and labkit's plug-in (see scripts/setup_verl_env.sh)")
+    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+
+
 # --- figures ---------------------------------------------------------------------------------
 
 
