@@ -225,3 +225,55 @@ def test_explicit_options_replace_the_presets():
     assert actor.loss_agg_mode == "seq-mean-token-mean"
     assert cfg.actor_rollout_ref.model.path == "~/models/Qwen2.5-7B"
     assert (cfg.trainer.n_gpus_per_node, cfg.trainer.total_epochs) == (4, 3)
+
+
+@pytest.mark.parametrize(("dp_size", "batch_num_tokens"), [(1, None), (2, 40)])
+def test_through_verls_own_ppo_loss_call_site(actor_hellinger, dp_size, batch_num_tokens):
+    """verl's worker loss `ppo_loss` (verl/workers/utils/losses.py) looks `lad` up in the registry
+    and calls it with its own keyword arguments, global batch info and metric handling."""
+    from tensordict import TensorDict
+    from verl.utils import tensordict_utils as tu
+    from verl.workers.utils.losses import ppo_loss
+
+    bs, p, r = 3, 4, 5
+    gen = torch.Generator().manual_seed(6)
+    resp_logp = -torch.rand(bs, r, generator=gen)
+    # the model's flat output over prompt + response; verl reads response token t at p - 1 + t
+    flat = torch.zeros(bs, p + r)
+    flat[:, p - 1 : p + r - 1] = resp_logp
+    flat = flat.reshape(-1).requires_grad_(True)
+    mask = torch.ones(bs, r, dtype=torch.long)
+    mask[1, 3:] = 0
+    old, adv = (
+        resp_logp + 0.3 * torch.randn(bs, r, generator=gen),
+        torch.randn(bs, r, generator=gen),
+    )
+    data = TensorDict(
+        {
+            "prompts": torch.ones(bs, p, dtype=torch.long),
+            "responses": torch.ones(bs, r, dtype=torch.long),
+            "attention_mask": torch.ones(bs, p + r, dtype=torch.long),
+            "response_mask": mask,
+            "old_log_probs": old,
+            "advantages": adv,
+        },
+        batch_size=[bs],
+    )
+    tu.assign_non_tensor(
+        data, dp_size=dp_size, batch_num_tokens=batch_num_tokens, global_batch_size=None
+    )
+    try:
+        loss, metrics = ppo_loss(actor_hellinger, {"log_probs": flat}, data)
+    finally:
+        actor_hellinger.global_batch_info.clear()
+    cfg = actor_hellinger.policy_loss.to_loss_config("token-mean")
+    logp = resp_logp.clone().requires_grad_(True)
+    ref, _ = lad_loss(old, logp, adv, mask.bool(), "token-mean", cfg)
+    n_tokens = float(mask.sum())
+    scale = 1.0 if batch_num_tokens is None else n_tokens * dp_size / batch_num_tokens
+    assert torch.allclose(loss, ref * scale, rtol=1e-6)
+    grad_flat = _grad(loss, flat).reshape(bs, p + r)[:, p - 1 : p + r - 1]
+    assert torch.allclose(grad_flat, _grad(ref * scale, logp), rtol=1e-5, atol=1e-7)
+    assert {"lad/weight_mean", "lad/frac_past_target", "actor/ppo_kl", "actor/pg_loss"} <= set(
+        metrics
+    )
