@@ -233,7 +233,7 @@ def main() -> None:
         )
         if cuda:
             model = trainers["lad"].model
-            del trainers["grpo"]
+            del trainers["grpo"], tr  # free the second model and its optimizer state first
             trainers["lad"].optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             seq = args.prompt_length + args.completion_length
