@@ -12,19 +12,14 @@ import math
 import pytest
 import torch
 from datasets import Dataset
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from labkit.config import AGG_MODES
 from labkit.lad import lad_loss
 from labkit.losses import agg_loss
 from llm.integrations import labkit_divisor
 from llm.integrations.trl import LADConfig, LADTrainer
-from llm.tasks.multi_answer import (
-    build_tokenizer,
-    default_specs,
-    multi_answer_reward,
-    prompt_rows,
-)
 
 MAX_COMPLETION = 6
 
@@ -47,13 +42,37 @@ def _tiny_model(tokenizer, seed: int = 0) -> Qwen2ForCausalLM:
     return Qwen2ForCausalLM(config)
 
 
+def _tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer (4 specials + 24 characters), built in code."""
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {t: i for i, t in enumerate([*specials, *"abcdefghij0123456789 +=?"])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        padding_side="left",
+    )
+
+
+def exact_reward(completions, answer, **kwargs) -> list[float]:
+    """1 when the completion contains the dataset's `answer` column (TRL passes columns by name)."""
+    return [float(a in c) for c, a in zip(completions, answer, strict=True)]
+
+
 def digit_reward(completions, **kwargs) -> list[float]:
     """A dense reward (share of digits), so an untrained model's group still has advantages."""
     return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
 
 
 def _dataset(n: int = 8) -> Dataset:
-    return Dataset.from_list(prompt_rows(default_specs()[:n]))
+    return Dataset.from_list(
+        [{"prompt": f"{i}+{i + 1}=?", "answer": str(2 * i + 1)} for i in range(n)]
+    )
 
 
 def _args(tmp_path, **overrides) -> LADConfig:
@@ -79,10 +98,10 @@ def _args(tmp_path, **overrides) -> LADConfig:
 
 
 def _trainer(tmp_path, **overrides) -> LADTrainer:
-    tokenizer = build_tokenizer()
+    tokenizer = _tokenizer()
     return LADTrainer(
         model=_tiny_model(tokenizer),
-        reward_funcs=[multi_answer_reward, digit_reward],
+        reward_funcs=[exact_reward, digit_reward],
         args=_args(tmp_path, **overrides),
         train_dataset=_dataset(),
         processing_class=tokenizer,
@@ -230,7 +249,7 @@ def test_lad_config_rejects_what_lad_cannot_honour(tmp_path, overrides, needle):
 def test_lad_trainer_needs_a_lad_config(tmp_path):
     from trl import GRPOConfig
 
-    tokenizer = build_tokenizer()
+    tokenizer = _tokenizer()
     args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")
     with pytest.raises(ValueError, match="LADConfig"):
-        LADTrainer(model=_tiny_model(tokenizer), reward_funcs=multi_answer_reward, args=args)
+        LADTrainer(model=_tiny_model(tokenizer), reward_funcs=digit_reward, args=args)
