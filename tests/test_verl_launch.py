@@ -80,6 +80,7 @@ def test_options_and_overrides_replace_preset_values_once():
         (["--loss-agg-mode", "token-sum"], "loss_agg_mode='token-sum'"),
         (["--n-gpus", "0"], "n_gpus_per_node=0"),
         (["not-an-override"], "override='not-an-override'"),
+        (["algorithm.rollout_correction.bypass_mode=True"], "bypass_mode=True"),
         (["--run", "--python", "/nonexistent/python"], "No such file"),
     ],
 )

@@ -208,6 +208,12 @@ def main_ppo_command(
     for text in overrides or []:
         key, value = _parse_override(text)
         values[key] = value
+    if values.get("algorithm.rollout_correction.bypass_mode", "").lower() == "true":
+        # verl then rewrites policy_loss.loss_mode to its own bypass loss: LAD would silently vanish
+        raise ValueError(
+            "algorithm.rollout_correction.bypass_mode=True replaces loss_mode=lad with verl's bypass "
+            "loss; expected bypass_mode=False (rollout IS weights still reach LAD)"
+        )
     args = [f"{'+' if k in _NEW_KEYS else ''}{k}={v}" for k, v in values.items()]
     return [python, "-m", "verl.trainer.main_ppo", *args]
 
