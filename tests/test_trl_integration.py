@@ -253,3 +253,37 @@ def test_lad_trainer_needs_a_lad_config(tmp_path):
     args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")
     with pytest.raises(ValueError, match="LADConfig"):
         LADTrainer(model=_tiny_model(tokenizer), reward_funcs=digit_reward, args=args)
+
+
+def test_trl_token_masks_multiply_the_lad_loss(tmp_path):
+    # the off-policy sequence mask and the high-entropy token mask act on LAD's per-token loss as
+    # they act on GRPO's (vLLM's IS ratio takes the same path; vLLM does not run on CPU here)
+    trainer = _trainer(
+        tmp_path, loss_type="bnpo", top_entropy_quantile=0.5, off_policy_mask_threshold=0.0
+    )
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    inputs = _generated_batch(trainer)
+    loss = trainer._compute_loss(trainer.model, inputs)
+    with torch.no_grad():
+        logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model,
+            torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1),
+            torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1),
+            inputs["completion_ids"].size(1),
+            compute_entropy=True,
+        )
+    mask = inputs["completion_mask"].float()
+    old, adv = inputs["old_per_token_logps"], inputs["advantages"]
+    keep_seq = trainer.get_off_policy_mask(adv.unsqueeze(1), logps, old, mask, 0.0)
+    keep_tok = trainer.get_high_entropy_mask(entropies, mask, 0.5)
+    assert 0 < float(keep_seq.sum()) < keep_seq.numel() and 0 < float(keep_tok.sum()) < float(
+        mask.sum()
+    )
+    cfg = trainer.args.loss_config()
+    ref, _ = lad_loss(
+        old, logps, adv, mask, "token-mean", cfg, rollout_is_weights=keep_seq * keep_tok
+    )
+    assert torch.allclose(loss.detach(), ref, rtol=1e-5, atol=1e-7)
+    unmasked, _ = lad_loss(old, logps, adv, mask, "token-mean", cfg)
+    assert not torch.allclose(loss.detach(), unmasked)
