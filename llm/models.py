@@ -161,6 +161,7 @@ def _write_model_dir(final: Path, model, tokenizer) -> Path:
     """save_pretrained into a temp dir next to `final`, then rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is not
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -191,7 +192,9 @@ def convert_gguf(gguf: str | Path, cache: Path | None = None) -> Path:
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
-    # the weights are dequantized: the saved directory must not claim to be a GGUF checkpoint
+    # the weights are dequantized fp32 tensors: drop the GGUF "quantizer" so the model saves as a
+    # plain checkpoint and the saved config does not claim to be a GGUF file
+    model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config._name_or_path = gguf.stem

@@ -69,3 +69,15 @@ class Generator(Protocol):
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Make the generator sample from `model`'s current weights (no-op when it shares them)."""
         ...
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A 63-bit seed that is a function of (seed, *keys), e.g. (run seed, purpose, step).
+
+    Counter-based seeding: the sampling noise of step t does not depend on what ran before it,
+    so a resumed run draws exactly what an uninterrupted one would.
+    """
+    import numpy as np
+
+    state = np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
