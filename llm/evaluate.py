@@ -134,6 +134,15 @@ def plot_eval(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
             label=label,
         )
     ax_k.set_xscale("log", base=2)
+    all_ks = sorted(
+        {
+            int(k.split("@")[1])
+            for r in results.values()
+            for k in r.get("metrics", r)
+            if k.startswith("pass@")
+        }
+    )
+    ax_k.set_xticks(all_ks, [str(k) for k in all_ks])
     ax_k.set_xlabel("k")
     ax_k.set_ylabel("pass@k (dashed: avg@n)")
     ax_k.set_ylim(0, 1.02)
@@ -182,7 +191,7 @@ def run_eval(
     write_eval(path, result, label=label, model=spec, config=config.to_dict())
     results = {
         p.stem.removeprefix("eval_"): json.loads(p.read_text())
-        for p in sorted(out.glob("eval_*.json"))
+        for p in sorted(out.glob("eval_*.json"), key=lambda p: p.stat().st_mtime)
     }
     plot_eval(results, out / "eval.png")
     return path, result

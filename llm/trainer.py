@@ -645,7 +645,7 @@ class Trainer:
         )
         results = {
             p.stem.removeprefix("eval_"): json.loads(p.read_text())
-            for p in sorted(out.glob("eval_*.json"))
+            for p in sorted(out.glob("eval_*.json"), key=lambda p: p.stat().st_mtime)
         }
         plot_eval(results, out / "eval.png")
         return result
