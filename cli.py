@@ -78,6 +78,392 @@ def info() -> None:
 
 
 # --- bandit ----------------------------------------------------------------------------------
+def _bh(name: str) -> str:
+    """Help text of a BanditConfig field (written once, in bandit/config.py)."""
+    import dataclasses
+
+    from bandit.config import BanditConfig
+
+    return next(f.metadata["help"] for f in dataclasses.fields(BanditConfig) if f.name == name)
+
+
+# options shared by `run` and `sweep` (None = keep the config's value)
+_B_LANDSCAPE = typer.Option(None, "--landscape", "-l", help=_bh("landscape"))
+_B_REWARDS = typer.Option(None, "--rewards", help=_bh("rewards_file"))
+_B_ARMS = typer.Option(None, "--arms", "-K", help=_bh("n_arms"))
+_B_SEED = typer.Option(None, "--seed", help=_bh("seed"))
+_B_SEEDS = typer.Option(None, "--seeds", help=_bh("n_seeds"))
+_B_STEPS = typer.Option(None, "--steps", help=_bh("steps"))
+_B_G = typer.Option(None, "--num-generations", "-G", help=_bh("num_generations"))
+_B_OPTIMIZER = typer.Option(None, "--optimizer", help=_bh("optimizer"))
+_B_REFRESH = typer.Option(None, "--refresh-every", help=_bh("refresh_every"))
+_B_INIT = typer.Option(None, "--init", help=_bh("init"))
+_B_INIT_SCALE = typer.Option(None, "--init-scale", help=_bh("init_scale"))
+_B_SAMPLING = typer.Option(None, "--sampling", help=_bh("sampling"))
+_B_ADVANTAGE = typer.Option(None, "--advantage", help=_bh("advantage"))
+_B_NOISE = typer.Option(None, "--reward-noise", help=_bh("reward_noise"))
+_B_NOISE_STD = typer.Option(None, "--noise-std", help=_bh("noise_std"))
+_B_EPSILON = typer.Option(None, "--epsilon", help=_bh("epsilon"))
+_B_LOG_EVERY = typer.Option(None, "--log-every", help=_bh("log_every"))
+_B_DTYPE = typer.Option(None, "--dtype", help=_bh("dtype"))
+_B_OUT = typer.Option(
+    None, "--out", "-o", help="results directory (default results/bandit/<command>-<time>)"
+)
+_B_THREADS = typer.Option(
+    1,
+    "--threads",
+    help="torch intra-op threads; 1 is fastest for small sweeps (the bench shows when 2 pay)",
+)
+
+
+def _csv(text: str | None, kind: type = str) -> list | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma-separated list of {kind.__name__}s") from None
+
+
+def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
+    """Train with a progress bar, save the result files, print the summary table."""
+    import time
+
+    import torch
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from bandit import results
+    from bandit.config import expand_runs
+    from bandit.trainer import train
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    out_dir = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    n_runs = len(expand_runs(config))
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{n_runs} runs", total=config.steps)
+        result = train(config, lambda done, total: bar.update(task, completed=done))
+    path = results.save(result, out_dir, command=["lad", *sys.argv[1:]])
+    _print_summary(
+        results.summarise(results.final_rows(result)),
+        f"after {config.steps} steps ({result.seconds:.1f} s, {n_runs * config.steps / result.seconds:,.0f} run-steps/s)",
+        refreshed=config.refresh_every > 0 or config.init != "uniform",
+    )
+    typer.echo(f"results: {path}/metrics.csv, policies.csv, config.json")
+
+
+def _print_summary(
+    rows: list[dict], title: str, refreshed: bool = False, source: list[str] | None = None
+) -> None:
+    """Final metrics per (objective, divergence, eta, lr): mean over seeds, (min-max) when seeds differ."""
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(r: dict, m: str, fmt: str) -> str:
+        mean, lo, hi = r[m], r[m + "_min"], r[m + "_max"]
+        if math.isnan(mean):
+            return "-"
+        if format(lo, fmt) == format(hi, fmt):
+            return format(mean, fmt)
+        return f"{format(mean, fmt)} ({format(lo, fmt)}-{format(hi, fmt)})"
+
+    table = Table(title=f"final metrics {title}", title_justify="left")
+    heads = [
+        *(["results"] if source else []),
+        "objective",
+        "div",
+        "eta",
+        "lr",
+        "seeds",
+        "TV(P_pi,P_A)",
+    ]
+    heads += ["TV(pi,P_A)"] if refreshed else []
+    heads += ["modes covered", "max arm", "entropy", "expected reward", "TV to theory"]
+    for h in heads:
+        table.add_column(h, justify="left" if h in ("results", "objective", "div") else "right")
+    for i, r in enumerate(rows):
+        modes = cell(r, "modes_covered", ".0f") + f"/{r['modes_target']:.0f}"
+        cells = [
+            *([source[i]] if source else []),
+            r["objective"],
+            r["divergence"] or "-",
+            f"{r['eta']:g}",
+            f"{r['lr']:g}",
+            str(r["n"]),
+            cell(r, "tv", ".3f"),
+        ]
+        cells += [cell(r, "tv_pi", ".3f")] if refreshed else []
+        cells += [
+            modes,
+            cell(r, "max_arm", ".3f"),
+            cell(r, "entropy", ".2f"),
+            cell(r, "expected_reward", ".3f"),
+            cell(r, "tv_theory", ".3f"),
+        ]
+        table.add_row(*cells)
+    Console(width=200).print(table)
+
+
+@bandit_app.command("landscape")
+@user_errors
+def bandit_landscape(
+    name: str = typer.Argument(
+        "trimodal", help="built-in landscape: trimodal, bimodal, unimodal, plateau"
+    ),
+    rewards: str | None = _B_REWARDS,
+    arms: int = typer.Option(50, "--arms", "-K", help=_bh("n_arms")),
+    eta: float = typer.Option(1.0, help="temperature of P_A drawn (> 0)"),
+    out: str | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="file stem for .png and .pdf (default results/bandit/landscape-<name>)",
+    ),
+) -> None:
+    """Draw a landscape (rewards and P_A, coloured by mode) before training anything."""
+    from bandit.landscapes import get_landscape
+    from figures import style
+    from figures.bandit_policies import draw_landscape
+
+    if not eta > 0:
+        raise ValueError(f"eta must be > 0, got {eta}")
+    land = get_landscape(name, arms, rewards)
+    target = land.target(eta)
+    owner = [-1] * land.n_arms
+    for j, mode in enumerate(land.modes):
+        for a in mode:
+            owner[a] = j
+    typer.echo(
+        f"{land.name}: K={land.n_arms}, rewards in [{min(land.rewards):.3g}, {max(land.rewards):.3g}], P_A(eta={eta:g}) max {target.max():.3f}"
+    )
+    for j, mode in enumerate(land.modes):
+        typer.echo(
+            f"  mode {j}: arms {mode[0]}-{mode[-1]}, target mass {target[list(mode)].sum():.3f}"
+        )
+    import numpy as np
+
+    ax = draw_landscape(land.array(), target, np.asarray(owner), land.name)
+    stem = out or f"results/bandit/landscape-{land.name.replace(':', '-')}"
+    paths = style.save(ax.figure, stem, command=" ".join(["lad", *sys.argv[1:]]))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@bandit_app.command("run")
+@user_errors
+def bandit_run(
+    objective: str = typer.Option(
+        "lad",
+        "--objective",
+        help="lad, lad_theory, reinforce (unclipped GRPO), grpo (clipped), kl_cov",
+    ),
+    divergence: str = typer.Option(
+        "js", "--divergence", "-d", help="f-divergence of lad / lad_theory"
+    ),
+    eta: float | None = typer.Option(None, "--eta", help="LAD temperature eta > 0 (default 1)"),
+    kappa: float | None = typer.Option(
+        None, "--kappa", help="inverse temperature 1/eta (instead of --eta)"
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="learning rate (default 5e-3)"),
+    landscape: str | None = _B_LANDSCAPE,
+    rewards: str | None = _B_REWARDS,
+    arms: int | None = _B_ARMS,
+    seed: int | None = _B_SEED,
+    seeds: int | None = typer.Option(5, "--seeds", help=_bh("n_seeds")),
+    steps: int | None = _B_STEPS,
+    num_generations: int | None = _B_G,
+    optimizer: str | None = _B_OPTIMIZER,
+    refresh_every: int | None = _B_REFRESH,
+    init: str | None = _B_INIT,
+    init_scale: float | None = _B_INIT_SCALE,
+    sampling: str | None = _B_SAMPLING,
+    advantage: str | None = _B_ADVANTAGE,
+    reward_noise: str | None = _B_NOISE,
+    noise_std: float | None = _B_NOISE_STD,
+    epsilon: float | None = _B_EPSILON,
+    log_every: int | None = _B_LOG_EVERY,
+    dtype: str | None = _B_DTYPE,
+    out: str | None = _B_OUT,
+    threads: int = _B_THREADS,
+) -> None:
+    """Train one configuration over several seeds (one vectorised call) and print final metrics."""
+    from bandit.config import from_dict
+
+    given = {
+        "objectives": [objective],
+        "divergences": [divergence],
+        "etas": None if eta is None else [eta],
+        "kappas": None if kappa is None else [kappa],
+        "lrs": None if lr is None else [lr],
+        "landscape": landscape,
+        "rewards_file": rewards,
+        "n_arms": arms,
+        "seed": seed,
+        "n_seeds": seeds,
+        "steps": steps,
+        "num_generations": num_generations,
+        "optimizer": optimizer,
+        "refresh_every": refresh_every,
+        "init": init,
+        "init_scale": init_scale,
+        "sampling": sampling,
+        "advantage": advantage,
+        "reward_noise": reward_noise,
+        "noise_std": noise_std,
+        "epsilon": epsilon,
+        "log_every": log_every,
+        "dtype": dtype,
+    }
+    _bandit_train(from_dict({k: v for k, v in given.items() if v is not None}), out, "run", threads)
+
+
+@bandit_app.command("sweep")
+@user_errors
+def bandit_sweep(
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="YAML or TOML file of BanditConfig fields (configs/bandit/*.yaml); options below override it",
+    ),
+    objectives: str | None = typer.Option(
+        None, "--objectives", help="comma list, e.g. reinforce,lad_theory,lad"
+    ),
+    divergences: str | None = typer.Option(
+        None, "--divergences", help="comma list, e.g. kl,hellinger,js,tv"
+    ),
+    etas: str | None = typer.Option(None, "--etas", help="comma list of eta > 0"),
+    kappas: str | None = typer.Option(
+        None, "--kappas", help="comma list of kappa = 1/eta (instead of --etas)"
+    ),
+    lrs: str | None = typer.Option(None, "--lrs", help="comma list of learning rates"),
+    landscape: str | None = _B_LANDSCAPE,
+    rewards: str | None = _B_REWARDS,
+    arms: int | None = _B_ARMS,
+    seed: int | None = _B_SEED,
+    seeds: int | None = _B_SEEDS,
+    steps: int | None = _B_STEPS,
+    num_generations: int | None = _B_G,
+    optimizer: str | None = _B_OPTIMIZER,
+    refresh_every: int | None = _B_REFRESH,
+    init: str | None = _B_INIT,
+    init_scale: float | None = _B_INIT_SCALE,
+    sampling: str | None = _B_SAMPLING,
+    advantage: str | None = _B_ADVANTAGE,
+    reward_noise: str | None = _B_NOISE,
+    noise_std: float | None = _B_NOISE_STD,
+    epsilon: float | None = _B_EPSILON,
+    log_every: int | None = _B_LOG_EVERY,
+    dtype: str | None = _B_DTYPE,
+    out: str | None = _B_OUT,
+    threads: int = _B_THREADS,
+) -> None:
+    """Train a grid (objectives x divergences x eta x lr x seeds) in one vectorised call."""
+    from bandit.config import BanditConfig, from_dict, load_config_file
+
+    base = load_config_file(config) if config else BanditConfig()
+    given = {
+        "objectives": _csv(objectives),
+        "divergences": _csv(divergences),
+        "etas": _csv(etas, float),
+        "kappas": _csv(kappas, float),
+        "lrs": _csv(lrs, float),
+        "landscape": landscape,
+        "rewards_file": rewards,
+        "n_arms": arms,
+        "seed": seed,
+        "n_seeds": seeds,
+        "steps": steps,
+        "num_generations": num_generations,
+        "optimizer": optimizer,
+        "refresh_every": refresh_every,
+        "init": init,
+        "init_scale": init_scale,
+        "sampling": sampling,
+        "advantage": advantage,
+        "reward_noise": reward_noise,
+        "noise_std": noise_std,
+        "epsilon": epsilon,
+        "log_every": log_every,
+        "dtype": dtype,
+    }
+    if given["etas"] is not None:
+        base = base.replace(kappas=None)
+    if given["kappas"] is not None:
+        base = base.replace(etas=None)
+    _bandit_train(
+        from_dict({k: v for k, v in given.items() if v is not None}, base), out, "sweep", threads
+    )
+
+
+@bandit_app.command("compare")
+@user_errors
+def bandit_compare(
+    dirs: list[str] = typer.Argument(
+        ..., help="results directories written by run, sweep or lad figures"
+    ),
+    sort: str | None = typer.Option(
+        None,
+        "--sort",
+        help="sort rows by a metric: tv, kl, tv_pi, tv_theory, modes_covered, max_arm, entropy, expected_reward",
+    ),
+    csv_out: str | None = typer.Option(None, "--csv", help="also write the table to this CSV file"),
+) -> None:
+    """A table of final metrics (mean over seeds) across result directories."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from bandit import results
+
+    rows, source = [], []
+    refreshed = False
+    for d in dirs:
+        res = results.load(d)
+        refreshed |= res.config.refresh_every > 0 or res.config.init != "uniform"
+        for r in results.summarise(results.final_rows(res)):
+            rows.append(r)
+            source.append(str(d))
+    if sort is not None:
+        if sort not in results.SUMMARY_METRICS:
+            raise ValueError(
+                f"sort={sort!r} is not valid; expected one of {list(results.SUMMARY_METRICS)}"
+            )
+        order = sorted(range(len(rows)), key=lambda i: rows[i][sort])
+        rows, source = [rows[i] for i in order], [source[i] for i in order]
+    _print_summary(
+        rows,
+        f"of {len(dirs)} result director{'y' if len(dirs) == 1 else 'ies'}",
+        refreshed=refreshed,
+        source=source,
+    )
+    if csv_out:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["results", *rows[0].keys()], lineterminator="\n")
+        writer.writeheader()
+        for s, r in zip(source, rows, strict=True):
+            writer.writerow({"results": s, **r})
+        results.atomic_write(Path(csv_out), buf.getvalue())
+        typer.echo(f"wrote {csv_out}")
+
 
 # --- llm -------------------------------------------------------------------------------------
 
@@ -244,6 +630,112 @@ def llm_verl(
 
 
 # --- figures ---------------------------------------------------------------------------------
+# name and one-line help of every figure (figures.registry.FIGURES holds the same names; a test checks)
+_FIGURES = (
+    (
+        "fig1",
+        "Figure 1: final policies of GRPO, theoretical and practical LAD against P_A (50 arms)",
+    ),
+    ("fig2", "Figure 2: trajectories on the practical LAD loss, 3 arms (hellinger, js rows)"),
+    ("weights", "how each f-divergence limits growth (analytic, no training)"),
+    ("eta", "eta sweep: TV to P_A, modes covered and entropy against eta"),
+    ("curves", "learning curves of Figure 1's runs with seed bands"),
+    ("refresh", "pi_old fixed vs refreshed every step"),
+    ("surrogate", "Theorem B.1: practical vs theoretical LAD gap against the trust-region size"),
+    ("landscapes", "the built-in reward landscapes and their P_A"),
+)
+_F_OUT = typer.Option(
+    "results/figures", "--out", "-o", help="directory for the .png and .pdf files"
+)
+_F_DATA = typer.Option(
+    None, "--data", help="where experiment results are written / read (default OUT/data)"
+)
+_F_REPLOT = typer.Option(
+    False, "--replot", help="do not train: redraw from the results already in --data"
+)
+_F_WORKERS = typer.Option(
+    2, "--workers", "-j", help="processes that run experiments in parallel (one thread each)"
+)
+
+
+def _make_figures(names: list[str], out: str, data: str | None, replot: bool, workers: int) -> None:
+    """Run the experiments the figures read (unless replot), then draw them; rich progress bars."""
+    import time
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from figures.registry import draw_many, needed_experiments
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    start = time.perf_counter()
+    data_root = Path(data) if data else Path(out) / "data"
+    experiments = needed_experiments(names)
+    command = " ".join(["lad", *sys.argv[1:]])
+    columns = (
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        if experiments and not replot:
+            from bandit.experiments import EXPERIMENTS, run_experiments
+
+            tasks = {e: bar.add_task(f"train {e}", total=1) for e in experiments}
+            for e in experiments:
+                EXPERIMENTS.get(e)
+            run_experiments(
+                experiments,
+                data_root,
+                workers,
+                lambda e, done, total: bar.update(tasks[e], completed=done, total=total),
+            )
+        drawing = bar.add_task("draw figures", total=len(names))
+        written = draw_many(names, data_root, out, command, workers, lambda _: bar.advance(drawing))
+    typer.echo(
+        f"{len(written)} files in {out} ({time.perf_counter() - start:.0f} s; results in {data_root})"
+    )
+
+
+def _figure_command(name: str, help_text: str) -> None:
+    @figures_app.command(name, help=help_text)
+    @user_errors
+    def command(
+        out: str = _F_OUT,
+        data: str | None = _F_DATA,
+        replot: bool = _F_REPLOT,
+        workers: int = _F_WORKERS,
+    ) -> None:
+        _make_figures([name], out, data, replot, workers)
+
+
+for _name, _help in _FIGURES:
+    _figure_command(_name, _help)
+
+
+@figures_app.command("all")
+@user_errors
+def figures_all(
+    out: str = _F_OUT,
+    data: str | None = _F_DATA,
+    replot: bool = _F_REPLOT,
+    workers: int = _F_WORKERS,
+) -> None:
+    """Regenerate every figure from scratch: run the experiments (training included), then draw."""
+    _make_figures([n for n, _ in _FIGURES], out, data, replot, workers)
+
+
+@figures_app.command("list")
+def figures_list() -> None:
+    """List the figures and the experiments each one reads."""
+    from figures.registry import FIGURES
+
+    for name in FIGURES:
+        spec = FIGURES.get(name)
+        typer.echo(f"{name:<11} {spec.description}  [reads: {', '.join(spec.needs) or 'nothing'}]")
 
 
 def main() -> None:

@@ -21,15 +21,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from bandit.landscapes import LANDSCAPES
-from labkit.advantages import ESTIMATORS
-from labkit.config import AGG_MODES
-from labkit.divergences import DIVERGENCES
-from labkit.losses import POLICY_LOSSES
-
+# This module imports no torch (the registries are consulted inside validation), so that the CLI
+# can build its help text from these fields without the torch start-up cost.
 OBJECTIVES = ("lad", "lad_theory", "reinforce", "grpo", "kl_cov")
 DIVERGENCE_OBJECTIVES = ("lad", "lad_theory")
-ADVANTAGES = ("exact", *ESTIMATORS.names())
 NOISES = ("none", "gaussian", "bernoulli")
 MAX_SEED = 2**32 - 1
 
@@ -111,7 +106,7 @@ class BanditConfig:
     advantage: str = field(
         default="exact",
         metadata=_h(
-            f"advantage: exact (reward - E_pi_old[reward]) or a labkit estimator on the sampled group: {', '.join(ESTIMATORS.names())}"
+            "advantage: exact (reward - E_pi_old[reward]) or a labkit estimator over the sampled group: grpo, dr_grpo, rloo, raw"
         ),
     )
     reward_noise: str = field(
@@ -160,6 +155,14 @@ class BanditConfig:
         self._validate()
 
     def _validate(self) -> None:
+        from bandit.landscapes import LANDSCAPES
+        from labkit.advantages import ESTIMATORS
+        from labkit.config import AGG_MODES
+        from labkit.divergences import DIVERGENCES
+        from labkit.losses import POLICY_LOSSES
+
+        advantages = ("exact", *ESTIMATORS.names())
+
         def need(ok: bool, name: str, expected: str) -> None:
             if not ok:
                 raise ValueError(
@@ -186,11 +189,12 @@ class BanditConfig:
         for name in ("etas", "kappas", "lrs"):
             vals = getattr(self, name)
             if vals is not None:
-                need(
-                    len(vals) > 0 and all(_finite_positive(v) for v in vals),
-                    name,
-                    "finite numbers > 0",
-                )
+                need(len(vals) > 0, name, "at least one value")
+                for v in vals:
+                    if not _finite_positive(v):
+                        raise ValueError(
+                            f"{name[:-1]}={v!r} is not valid; expected a finite number > 0"
+                        )
         need(
             isinstance(self.seed, int) and self.seed >= 0, "seed", f"an integer in [0, {MAX_SEED}]"
         )
@@ -227,7 +231,7 @@ class BanditConfig:
             "K numbers exactly when init='given'",
         )
         need(self.sampling in ("sample", "exact"), "sampling", "sample or exact")
-        need(self.advantage in ADVANTAGES, "advantage", f"one of {list(ADVANTAGES)}")
+        need(self.advantage in advantages, "advantage", f"one of {list(advantages)}")
         need(self.reward_noise in NOISES, "reward_noise", f"one of {list(NOISES)}")
         need(self.noise_std >= 0, "noise_std", ">= 0")
         if self.advantage not in ("exact", "raw"):

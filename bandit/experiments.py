@@ -1,0 +1,290 @@
+"""The bandit experiments behind the paper's figures, each a function that trains (or computes)
+and writes result files into a directory. `lad figures` runs them, then draws from the files.
+
+| name       | what it writes                                                                  |
+|------------|---------------------------------------------------------------------------------|
+| fig1       | fixed/: GRPO (unclipped `reinforce` and clipped `grpo`), theoretical and practical |
+|            | LAD (kl, hellinger, js, tv) with pi_old fixed, 5 seeds, the paper's defaults;     |
+|            | onpolicy/: unclipped GRPO with pi_old refreshed every step (the clip never binds) |
+| eta        | GRPO and practical LAD (kl, hellinger, js, tv) at eta in {0.25, 0.5, 1, 2, 4}     |
+| refresh    | the fig1 objectives with pi_old refreshed every step (iterative RL)              |
+| dynamics   | 3 arms, exact expectation, SGD: trajectories of GRPO, theoretical and practical   |
+|            | LAD (hellinger, js) from one start, and the practical loss on a grid (Figure 2)   |
+| surrogate  | Theorem B.1: loss and gradient gaps against the trust-region size (bandit/theory) |
+| landscapes | rewards, P_A and modes of every built-in landscape                              |
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty
+
+import numpy as np
+import torch
+
+from bandit import results
+from bandit.config import BanditConfig
+from bandit.landscapes import LANDSCAPES, get_landscape
+from bandit.theory import GAP_COLUMNS, surrogate_gap
+from bandit.trainer import Progress, train
+from labkit.config import LossConfig
+from labkit.losses import compute_loss
+from labkit.registry import Registry
+
+FIG1_DIVERGENCES = ("kl", "hellinger", "js", "tv")
+FIG2_REWARDS = (0.0, 1.0, 2.0)
+FIG2_START = (0.0, 1.0, -1.0)
+ETAS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """name, a one-line description, and run(out_dir, progress) -> None."""
+
+    name: str
+    description: str
+    run: Callable[[Path, Progress | None], None]
+
+
+EXPERIMENTS: Registry[Experiment] = Registry("experiment", "experiment")
+
+
+def _register(
+    name: str, description: str
+) -> Callable[[Callable[[Path, Progress | None], None]], Callable[[Path, Progress | None], None]]:
+    def deco(
+        fn: Callable[[Path, Progress | None], None],
+    ) -> Callable[[Path, Progress | None], None]:
+        EXPERIMENTS.add(name, Experiment(name, description, fn))
+        return fn
+
+    return deco
+
+
+def _chain(progress: Progress | None, parts: list[int]) -> list[Progress | None]:
+    """Split one progress bar over consecutive sub-runs of the given sizes."""
+    if progress is None:
+        return [None] * len(parts)
+    total = sum(parts)
+    offsets = np.cumsum([0, *parts[:-1]])
+    return [lambda done, _t, o=int(o): progress(o + done, total) for o in offsets]
+
+
+def fig1_configs() -> dict[str, BanditConfig]:
+    fixed = BanditConfig(
+        objectives=("reinforce", "grpo", "lad_theory", "lad"),
+        divergences=FIG1_DIVERGENCES,
+        n_seeds=5,
+    )
+    onpolicy = BanditConfig(objectives=("reinforce",), n_seeds=5, refresh_every=1)
+    return {"fixed": fixed, "onpolicy": onpolicy}
+
+
+def _run_configs(configs: dict[str, BanditConfig], out: Path, progress: Progress | None) -> None:
+    steps = [c.steps for c in configs.values()]
+    for (sub, config), prog in zip(configs.items(), _chain(progress, steps), strict=True):
+        results.save(
+            train(config, prog), out / sub, command=["lad", "figures", f"({out.name}/{sub})"]
+        )
+
+
+@_register(
+    "fig1", "Figure 1: learned policies of GRPO and (theoretical, practical) LAD against P_A"
+)
+def run_fig1(out: Path, progress: Progress | None = None) -> None:
+    _run_configs(fig1_configs(), out, progress)
+
+
+def eta_config() -> BanditConfig:
+    return BanditConfig(
+        objectives=("reinforce", "lad"), divergences=FIG1_DIVERGENCES, etas=ETAS, n_seeds=3
+    )
+
+
+@_register("eta", "eta sweep: TV to P_A, coverage and entropy against eta")
+def run_eta(out: Path, progress: Progress | None = None) -> None:
+    _run_configs({"sweep": eta_config()}, out, progress)
+
+
+def refresh_config() -> BanditConfig:
+    return BanditConfig(
+        objectives=("reinforce", "lad"), divergences=FIG1_DIVERGENCES, n_seeds=5, refresh_every=1
+    )
+
+
+@_register(
+    "refresh", "pi_old refreshed every step (iterative RL), to set against fig1's fixed pi_old"
+)
+def run_refresh(out: Path, progress: Progress | None = None) -> None:
+    _run_configs({"refresh": refresh_config()}, out, progress)
+
+
+def dynamics_config(rewards_file: Path) -> BanditConfig:
+    steps = 200
+    return BanditConfig(
+        rewards_file=str(rewards_file),
+        objectives=("reinforce", "lad_theory", "lad"),
+        divergences=("hellinger", "js"),
+        sampling="exact",
+        optimizer="sgd",
+        lrs=(1.0,),
+        steps=steps,
+        init="given",
+        init_logits=FIG2_START,
+        log_every=1,
+        policy_steps=tuple(range(steps + 1)),
+    )
+
+
+def loss_grid(
+    rewards: tuple[float, ...],
+    start: tuple[float, ...],
+    divergence: str,
+    u: np.ndarray,
+    v: np.ndarray,
+    eta: float = 1.0,
+) -> np.ndarray:
+    """Practical LAD loss (exact expectation under pi_old = softmax(start)) of a 3-arm bandit at
+    logits (0, u, v) for every grid point: (len(v), len(u))."""
+    uu, vv = np.meshgrid(u, v)
+    logits = torch.tensor(
+        np.stack([np.zeros_like(uu), uu, vv], -1).reshape(-1, 3), dtype=torch.float64
+    )
+    p = logits.shape[0]
+    log_pi = torch.log_softmax(logits, -1).unsqueeze(-1)
+    old = torch.log_softmax(torch.tensor(start, dtype=torch.float64), -1).expand(p, 3)
+    r = torch.tensor(rewards, dtype=torch.float64)
+    adv = (r - old.exp() @ r.unsqueeze(-1)).reshape(p, 3)
+    cfg = LossConfig(loss_mode="lad", divergence=divergence, eta=eta)
+    loss, _ = compute_loss(old.unsqueeze(-1), log_pi, adv, old.exp().unsqueeze(-1), cfg)
+    return loss.numpy().reshape(uu.shape)
+
+
+@_register("dynamics", "Figure 2: learning dynamics on a 3-arm bandit (two free logits)")
+def run_dynamics(out: Path, progress: Progress | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rewards_file = out / "rewards.json"
+    results.atomic_write(rewards_file, json.dumps(list(FIG2_REWARDS)) + "\n")
+    config = dynamics_config(rewards_file)
+    results.save(train(config, progress), out / "runs", command=["lad", "figures", "(dynamics)"])
+    u = np.linspace(-1.5, 4.5, 121)
+    v = np.linspace(-2.5, 8.5, 121)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["divergence", "u", "v", "loss"])
+    for div in config.divergences:
+        grid = loss_grid(FIG2_REWARDS, FIG2_START, div, u, v)
+        for j, vj in enumerate(v):
+            for i, ui in enumerate(u):
+                w.writerow([div, f"{ui:.6g}", f"{vj:.6g}", f"{grid[j, i]:.6g}"])
+    results.atomic_write(out / "loss_grid.csv", buf.getvalue())
+
+
+@_register(
+    "surrogate",
+    "Theorem B.1: practical vs theoretical LAD near pi_old against the trust-region size",
+)
+def run_surrogate(out: Path, progress: Progress | None = None) -> None:
+    landscape = get_landscape("trimodal")
+    etas = tuple(float(2.0**e) for e in range(6, -2, -1))
+    divs = ("kl", "rkl", "hellinger", "js", "tv")
+    random_old = np.random.default_rng(0).normal(size=landscape.n_arms)
+    rows = [dict(r, pi_old="uniform") for r in surrogate_gap(landscape.rewards, divs, etas)]
+    rows += [
+        dict(r, pi_old="random")
+        for r in surrogate_gap(landscape.rewards, divs, etas, pi_old_logits=random_old)
+    ]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[*GAP_COLUMNS, "pi_old"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    results.atomic_write(out / "surrogate.csv", buf.getvalue())
+    meta = {
+        "kind": "surrogate",
+        "landscape": "trimodal",
+        "etas": etas,
+        "divergences": divs,
+        "random_pi_old_seed": 0,
+        "versions": results.versions(),
+    }
+    results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    if progress is not None:
+        progress(1, 1)
+
+
+@_register("landscapes", "rewards, P_A (eta = 1) and modes of every built-in landscape")
+def run_landscapes(out: Path, progress: Progress | None = None) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["landscape", "arm", "reward", "target", "mode"])
+    for name in LANDSCAPES:
+        land = get_landscape(name)
+        owner = {arm: j for j, arms in enumerate(land.modes) for arm in arms}
+        for arm, (rew, pa) in enumerate(zip(land.rewards, land.target(1.0), strict=True)):
+            w.writerow([name, arm, f"{rew:.6g}", f"{pa:.6g}", owner.get(arm, -1)])
+    results.atomic_write(out / "landscapes.csv", buf.getvalue())
+    meta = {"kind": "landscapes", "eta": 1.0, "n_arms": 50, "versions": results.versions()}
+    results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    if progress is not None:
+        progress(1, 1)
+
+
+def run_experiment(name: str, out: str | Path, progress: Progress | None = None) -> Path:
+    """Run the named experiment into out/<name> and return that directory."""
+    exp = EXPERIMENTS.get(name)
+    target = Path(out) / name
+    exp.run(target, progress)
+    return target
+
+
+ExperimentProgress = Callable[[str, int, int], None]
+
+
+def _worker(name: str, out: str, queue: object) -> str:
+    # each worker is one process on one core: intra-op threads would only contend
+    torch.set_num_threads(1)
+    return str(run_experiment(name, out, lambda done, total: queue.put((name, done, total))))  # type: ignore[attr-defined]
+
+
+def run_experiments(
+    names: list[str], out: str | Path, workers: int = 1, progress: ExperimentProgress | None = None
+) -> list[Path]:
+    """Run several experiments into out/<name>, in `workers` processes (spawned, one thread
+    each); progress(name, done, total) is called in this process. Results are the same for any
+    number of workers (every run is a function of its config and seed)."""
+    for name in names:
+        EXPERIMENTS.get(name)
+    if workers <= 1:
+        return [
+            run_experiment(n, out, (lambda d, t, n=n: progress(n, d, t)) if progress else None)
+            for n in names
+        ]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        queue = manager.Queue()
+        futures = [pool.submit(_worker, n, str(out), queue) for n in names]
+        while not all(f.done() for f in futures):
+            _drain(queue, progress, timeout=0.1)
+        _drain(queue, progress, timeout=0.0)
+        return [Path(f.result()) for f in futures]
+
+
+def _drain(queue: object, progress: ExperimentProgress | None, timeout: float) -> None:
+    try:
+        item = queue.get(timeout=timeout) if timeout else queue.get_nowait()  # type: ignore[attr-defined]
+    except Empty:
+        return
+    while True:
+        if progress is not None:
+            progress(*item)
+        try:
+            item = queue.get_nowait()  # type: ignore[attr-defined]
+        except Empty:
+            return

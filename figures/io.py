@@ -1,0 +1,136 @@
+"""Load saved results for figures: tidy CSV tables and JSON metadata, nothing else.
+
+Figures never import the code that wrote the results (bandit/, llm/); they read the files, so a
+figure can be redrawn from a results directory on any machine. `Table` is a minimal column store
+(numpy arrays by column name) with filtering, enough for load -> statistic -> draw.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Table:
+    """Columns of equal length; numeric columns as float arrays, the rest as str arrays."""
+
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise ValueError(
+                f"column {name!r} is not in the table; it has {sorted(self.columns)}"
+            ) from None
+
+    def where(self, **equal: Any) -> Table:
+        """Rows whose columns equal the given values (numbers compared as floats)."""
+        keep = np.ones(len(self), dtype=bool)
+        for name, value in equal.items():
+            col = self[name]
+            keep &= np.isclose(col, float(value)) if col.dtype.kind == "f" else (col == str(value))
+        return Table({k: v[keep] for k, v in self.columns.items()})
+
+    def unique(self, name: str) -> list[Any]:
+        """Distinct values of a column in order of first appearance."""
+        seen: dict[Any, None] = {}
+        for v in self[name].tolist():
+            seen.setdefault(v, None)
+        return list(seen)
+
+
+def _column(values: list[str]) -> np.ndarray:
+    try:
+        return np.asarray([float(v) if v != "" else np.nan for v in values], dtype=float)
+    except ValueError:
+        return np.asarray(values, dtype=str)
+
+
+def read_csv(path: str | Path, keep_str: Iterable[str] = ()) -> Table:
+    """Read a tidy CSV with a header row. Columns that parse as numbers become float arrays,
+    except those named in keep_str (e.g. a divergence column that could be empty)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {str(path)!r} does not exist")
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"results file {str(path)!r} is empty")
+        cols: list[list[str]] = [[] for _ in header]
+        for row in reader:
+            for c, v in zip(cols, row, strict=True):
+                c.append(v)
+    keep = set(keep_str)
+    return Table(
+        {
+            h: (np.asarray(c, dtype=str) if h in keep else _column(c))
+            for h, c in zip(header, cols, strict=True)
+        }
+    )
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {str(path)!r} does not exist")
+    return json.loads(path.read_text())
+
+
+@dataclass
+class BanditData:
+    """A bandit results directory: metrics (one row per run x logged step), policies (one row
+    per run x saved step x arm) and the metadata (config, landscape, runs, versions)."""
+
+    path: Path
+    meta: dict[str, Any]
+    metrics: Table
+    policies: Table
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.meta["config"]
+
+    @property
+    def rewards(self) -> np.ndarray:
+        return np.asarray(self.meta["landscape"]["rewards"], dtype=float)
+
+    @property
+    def modes(self) -> list[list[int]]:
+        return self.meta["landscape"]["modes"]
+
+    def target(self, eta: float = 1.0) -> np.ndarray:
+        """P_A (K,) at temperature eta."""
+        z = self.rewards / eta
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
+
+STR_COLUMNS = ("objective", "divergence")
+
+
+def load_bandit(path: str | Path) -> BanditData:
+    """Read metrics.csv, policies.csv and config.json of a bandit results directory."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} holds no bandit results (config.json missing); run the experiment first"
+        )
+    meta = read_json(path / "config.json")
+    return BanditData(
+        path,
+        meta,
+        read_csv(path / "metrics.csv", STR_COLUMNS),
+        read_csv(path / "policies.csv", STR_COLUMNS),
+    )
