@@ -108,8 +108,8 @@ def agg_loss(
     - seq-mean-token-sum: per-response token sum, mean over responses.
     - seq-mean-token-mean: per-response token mean, mean over responses (TRL `grpo`).
     - seq-mean-token-sum-norm: sum / (B * loss_scale_factor), a constant divisor (Dr. GRPO, TRL
-      `dr_grpo`); loss_scale_factor defaults to T (the max completion length). verl divides by
-      the factor only; the extra 1/B keeps the scale comparable to the other modes.
+      `dr_grpo`); loss_scale_factor defaults to T (the max completion length). verl 0.9.1 divides
+      by (valid responses x factor) instead; the two differ only when a response is fully masked.
     Responses with no valid token are left out of the response means.
     """
     if loss_agg_mode == "token-mean":
