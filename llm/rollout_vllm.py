@@ -105,7 +105,8 @@ class VLLMGenerator:
             weights and the real ones are synced from the object, so nothing large touches disk.
         tokenizer: the trainer's tokenizer. Prompts are tokenized and completions decoded here, so
             the engine sees exactly the trainer's token ids (vLLM's tokenizer is never loaded).
-        dtype: engine dtype ("auto" = the model config's). Use "float32" on CPU (AVX2 has no bf16).
+        dtype: engine dtype. "auto": a model object's parameter dtype, else vLLM's choice from
+            the config. On CPU prefer float32 (AVX2 has no native bf16; bf16 is slower there).
         max_model_len: longest prompt + completion, in tokens.
         gpu_memory_utilization: fraction of GPU memory for the engine (CUDA only; TRL's colocate
             default is 0.3). Ignored on CPU, where VLLM_CPU_KVCACHE_SPACE (GiB) sizes the cache.
@@ -153,6 +154,8 @@ class VLLMGenerator:
             model_dir = self._tmp.name
             generation_config = getattr(model, "generation_config", None)
             engine_kwargs.setdefault("load_format", "dummy")
+            if dtype == "auto":  # the trainer's weights' dtype (vLLM's auto may downcast fp32)
+                dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         else:
             model_dir = str(model)
             if not (Path(model_dir) / "config.json").is_file():

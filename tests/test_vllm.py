@@ -361,7 +361,7 @@ def test_trainer_with_vllm_rollouts_syncs_after_every_update(tmp_path, monkeypat
             "model.path=tiny-qwen2",
             f"data.reward_funcs=[{reward}]",
             "rollout.backend=vllm",
-            "rollout.vllm_dtype=float32",
+            "rollout.vllm_dtype=auto",  # the trainer's fp32: a bf16 engine would be off by ~3e-3
             "rollout.vllm_max_model_len=128",
             "rollout.num_generations=4",
             "rollout.max_completion_length=16",
