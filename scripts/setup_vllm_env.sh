@@ -12,12 +12,13 @@
 # The env is reused when its stamp file is newer than this script. Prints the setup time.
 # Usage: scripts/setup_vllm_env.sh [VENV_DIR]   (default .venv-vllm, relative to the repo root)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$SCRIPT")/.."
 VENV="${1:-.venv-vllm}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.installed"
 
-if [[ -f "$STAMP" && "$STAMP" -nt "$0" ]]; then
+if [[ -f "$STAMP" && "$STAMP" -nt "$SCRIPT" ]]; then
     echo "setup_vllm_env: reusing $VENV"
     exit 0
 fi
