@@ -15,7 +15,7 @@ from llm import checkpoint as ckpt
 from llm.config import load_config
 from llm.models import tiny_model, tiny_tokenizer
 from llm.rollout import SamplingConfig
-from llm.rollout_hf import HFGenerator, top_p_filter
+from llm.rollout_hf import HFGenerator, _Sampler, top_p_filter
 from llm.trainer import NonFiniteError, Trainer, completion_log_probs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +128,21 @@ def test_hf_rollout_stops_at_eos_and_masks_after_it():
         * batch.completion_mask
     )
     torch.testing.assert_close(batch.sampling_log_probs, expected.float())
+
+
+def test_sampler_draws_from_the_processed_distribution():
+    """Frequencies of 40k draws match softmax(logits / T) renormalised over the top-p nucleus,
+    and the recorded log-probs are those of that distribution."""
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    scores = (probs.log() * 0.5).expand(40_000, 4).clone()  # at T = 0.5 the probabilities are back
+    for top_p, expected in ((1.0, probs), (0.8, torch.tensor([0.625, 0.375, 0.0, 0.0]))):
+        sampler = _Sampler(0.5, top_p, torch.Generator().manual_seed(0))
+        forced = sampler(torch.zeros(40_000, 1, dtype=torch.long), scores)
+        token = forced.argmax(-1)
+        assert (forced.isinf().sum(-1) == 3).all()  # one-hot: generate must take the sampled token
+        freq = torch.bincount(token, minlength=4).float() / 40_000
+        assert (freq - expected).abs().max() < 0.01, freq
+        torch.testing.assert_close(sampler.log_probs[0], expected[token].log())
 
 
 def test_top_p_keeps_the_smallest_nucleus():
