@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 TASK_NAME = "multi_answer"
-DIGITS = tuple(str(d) for d in range(10))
+NUMBERS = tuple(str(n) for n in range(100))
 # special token order matches llm.models.tiny_model (pad 0, eos 2)
 PAD, BOS, EOS, UNK = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"
 WORDS = ("sum", "mult", "below")
-SYMBOLS = ("+", ":", " ")
+SYMBOLS = ("+", ":")
 _SUM_ANSWER = re.compile(r"([0-9])\+([0-9])")
 _MULT_ANSWER = re.compile(r"[1-9][0-9]?")
 _SPEC = re.compile(r"(?:sum:(\d+)|mult:(\d+):(\d+))")
@@ -166,19 +166,23 @@ def prompt_rows(specs: Sequence[Spec]) -> list[dict[str, Any]]:
 
 
 def build_tokenizer():
-    """A word/digit-level tokenizer (20 tokens) built in code; exact round trip of task text.
+    """A word-level tokenizer (109 tokens) built in code; exact round trip of answers.
 
-    Tokens: the 4 specials (pad 0, eos 2 as `llm.models.tiny_model` expects), the words of the
-    prompts, single digits, '+', ':' and the space. Each digit is its own token, so a number is
-    written digit by digit; the decoder concatenates, so "12+4" decodes to "12+4".
+    Tokens: the 4 specials (pad 0, eos 2 as `llm.models.tiny_model` expects), the prompt words,
+    '+', ':' and every number 0..99 as one token (so a prompt's numbers and a multiple are one
+    token each, a sum answer three). Whitespace separates tokens and is not a token; the decoder
+    concatenates, so answers decode exactly ("3+9", "12"); prompts lose their spaces ("sum12:").
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK, *WORDS, *DIGITS, *SYMBOLS])}
+    vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK, *WORDS, *SYMBOLS, *NUMBERS])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.Split(
-        Regex(r"[a-z]+|[0-9]| |[^a-z0-9 ]"), behavior="isolated"
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(r"[a-z]+|[0-9]+|[^a-z0-9]"), "isolated"),
+        ]
     )
     tok.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(
