@@ -647,7 +647,10 @@ class Trainer:
             p.stem.removeprefix("eval_"): json.loads(p.read_text())
             for p in sorted(out.glob("eval_*.json"), key=lambda p: p.stat().st_mtime)
         }
-        plot_eval(results, out / "eval.png")
+        try:
+            plot_eval(results, out / "eval.png")
+        except ImportError as e:  # matplotlib is optional on training machines; the JSON is written
+            print(f"eval: no plot ({e})", flush=True)
         return result
 
     def train(self, until: int | None = None) -> dict[str, float]:
