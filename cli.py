@@ -142,11 +142,12 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
 
     from bandit import results
     from bandit.config import expand_runs
-    from bandit.trainer import train
+    from bandit.trainer import prepare, train
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+    prepare(config)  # every check before the progress bar: bad input prints one line
     out_dir = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
     n_runs = len(expand_runs(config))
     console = Console(stderr=True)
@@ -682,7 +683,13 @@ def _make_figures(names: list[str], out: str, data: str | None, replot: bool, wo
     )
     with Progress(*columns, console=Console(stderr=True)) as bar:
         if experiments and not replot:
+            import torch
+
             from bandit.experiments import EXPERIMENTS, run_experiments
+
+            torch.set_num_threads(
+                1
+            )  # small tensors: more threads only contend (workers are processes)
 
             tasks = {e: bar.add_task(f"train {e}", total=1) for e in experiments}
             for e in experiments:

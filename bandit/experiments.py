@@ -44,24 +44,26 @@ FIG2_START = (0.0, 1.0, -1.0)
 ETAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
+# run(out_dir, progress, steps): steps, when given, shortens every training (tests, smoke runs)
+RunFn = Callable[[Path, "Progress | None", "int | None"], None]
+
+
 @dataclass(frozen=True)
 class Experiment:
-    """name, a one-line description, and run(out_dir, progress) -> None."""
+    """name, a one-line description, and run(out_dir, progress, steps) -> None."""
 
     name: str
     description: str
-    run: Callable[[Path, Progress | None], None]
+    run: RunFn
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment", "experiment")
 
 
-def _register(
-    name: str, description: str
-) -> Callable[[Callable[[Path, Progress | None], None]], Callable[[Path, Progress | None], None]]:
+def _register(name: str, description: str) -> Callable[[RunFn], RunFn]:
     def deco(
-        fn: Callable[[Path, Progress | None], None],
-    ) -> Callable[[Path, Progress | None], None]:
+        fn: RunFn,
+    ) -> RunFn:
         EXPERIMENTS.add(name, Experiment(name, description, fn))
         return fn
 
@@ -87,7 +89,22 @@ def fig1_configs() -> dict[str, BanditConfig]:
     return {"fixed": fixed, "onpolicy": onpolicy}
 
 
-def _run_configs(configs: dict[str, BanditConfig], out: Path, progress: Progress | None) -> None:
+def shorten(config: BanditConfig, steps: int | None) -> BanditConfig:
+    """The same config trained for `steps` steps (logging and snapshots scaled down with it)."""
+    if steps is None:
+        return config
+    policy_steps = (
+        None if config.policy_steps is None else tuple(s for s in config.policy_steps if s <= steps)
+    )
+    return config.replace(
+        steps=steps, log_every=min(config.log_every, steps), policy_steps=policy_steps
+    )
+
+
+def _run_configs(
+    configs: dict[str, BanditConfig], out: Path, progress: Progress | None, steps: int | None
+) -> None:
+    configs = {k: shorten(c, steps) for k, c in configs.items()}
     steps = [c.steps for c in configs.values()]
     for (sub, config), prog in zip(configs.items(), _chain(progress, steps), strict=True):
         results.save(
@@ -98,8 +115,8 @@ def _run_configs(configs: dict[str, BanditConfig], out: Path, progress: Progress
 @_register(
     "fig1", "Figure 1: learned policies of GRPO and (theoretical, practical) LAD against P_A"
 )
-def run_fig1(out: Path, progress: Progress | None = None) -> None:
-    _run_configs(fig1_configs(), out, progress)
+def run_fig1(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
+    _run_configs(fig1_configs(), out, progress, steps)
 
 
 def eta_config() -> BanditConfig:
@@ -109,8 +126,8 @@ def eta_config() -> BanditConfig:
 
 
 @_register("eta", "eta sweep: TV to P_A, coverage and entropy against eta")
-def run_eta(out: Path, progress: Progress | None = None) -> None:
-    _run_configs({"sweep": eta_config()}, out, progress)
+def run_eta(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
+    _run_configs({"sweep": eta_config()}, out, progress, steps)
 
 
 def refresh_config() -> BanditConfig:
@@ -122,8 +139,8 @@ def refresh_config() -> BanditConfig:
 @_register(
     "refresh", "pi_old refreshed every step (iterative RL), to set against fig1's fixed pi_old"
 )
-def run_refresh(out: Path, progress: Progress | None = None) -> None:
-    _run_configs({"refresh": refresh_config()}, out, progress)
+def run_refresh(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
+    _run_configs({"refresh": refresh_config()}, out, progress, steps)
 
 
 def dynamics_config(rewards_file: Path) -> BanditConfig:
@@ -168,11 +185,11 @@ def loss_grid(
 
 
 @_register("dynamics", "Figure 2: learning dynamics on a 3-arm bandit (two free logits)")
-def run_dynamics(out: Path, progress: Progress | None = None) -> None:
+def run_dynamics(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rewards_file = out / "rewards.json"
     results.atomic_write(rewards_file, json.dumps(list(FIG2_REWARDS)) + "\n")
-    config = dynamics_config(rewards_file)
+    config = shorten(dynamics_config(rewards_file), steps)
     results.save(train(config, progress), out / "runs", command=["lad", "figures", "(dynamics)"])
     u = np.linspace(-1.5, 4.5, 121)
     v = np.linspace(-2.5, 8.5, 121)
@@ -191,7 +208,7 @@ def run_dynamics(out: Path, progress: Progress | None = None) -> None:
     "surrogate",
     "Theorem B.1: practical vs theoretical LAD near pi_old against the trust-region size",
 )
-def run_surrogate(out: Path, progress: Progress | None = None) -> None:
+def run_surrogate(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
     landscape = get_landscape("trimodal")
     etas = tuple(float(2.0**e) for e in range(6, -2, -1))
     divs = ("kl", "rkl", "hellinger", "js", "tv")
@@ -220,7 +237,7 @@ def run_surrogate(out: Path, progress: Progress | None = None) -> None:
 
 
 @_register("landscapes", "rewards, P_A (eta = 1) and modes of every built-in landscape")
-def run_landscapes(out: Path, progress: Progress | None = None) -> None:
+def run_landscapes(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["landscape", "arm", "reward", "target", "mode"])
@@ -236,25 +253,31 @@ def run_landscapes(out: Path, progress: Progress | None = None) -> None:
         progress(1, 1)
 
 
-def run_experiment(name: str, out: str | Path, progress: Progress | None = None) -> Path:
+def run_experiment(
+    name: str, out: str | Path, progress: Progress | None = None, steps: int | None = None
+) -> Path:
     """Run the named experiment into out/<name> and return that directory."""
     exp = EXPERIMENTS.get(name)
     target = Path(out) / name
-    exp.run(target, progress)
+    exp.run(target, progress, steps)
     return target
 
 
 ExperimentProgress = Callable[[str, int, int], None]
 
 
-def _worker(name: str, out: str, queue: object) -> str:
+def _worker(name: str, out: str, queue: object, steps: int | None) -> str:
     # each worker is one process on one core: intra-op threads would only contend
     torch.set_num_threads(1)
-    return str(run_experiment(name, out, lambda done, total: queue.put((name, done, total))))  # type: ignore[attr-defined]
+    return str(run_experiment(name, out, lambda done, total: queue.put((name, done, total)), steps))  # type: ignore[attr-defined]
 
 
 def run_experiments(
-    names: list[str], out: str | Path, workers: int = 1, progress: ExperimentProgress | None = None
+    names: list[str],
+    out: str | Path,
+    workers: int = 1,
+    progress: ExperimentProgress | None = None,
+    steps: int | None = None,
 ) -> list[Path]:
     """Run several experiments into out/<name>, in `workers` processes (spawned, one thread
     each); progress(name, done, total) is called in this process. Results are the same for any
@@ -263,13 +286,15 @@ def run_experiments(
         EXPERIMENTS.get(name)
     if workers <= 1:
         return [
-            run_experiment(n, out, (lambda d, t, n=n: progress(n, d, t)) if progress else None)
+            run_experiment(
+                n, out, (lambda d, t, n=n: progress(n, d, t)) if progress else None, steps
+            )
             for n in names
         ]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         queue = manager.Queue()
-        futures = [pool.submit(_worker, n, str(out), queue) for n in names]
+        futures = [pool.submit(_worker, n, str(out), queue, steps) for n in names]
         while not all(f.done() for f in futures):
             _drain(queue, progress, timeout=0.1)
         _drain(queue, progress, timeout=0.0)

@@ -204,11 +204,26 @@ def loss_per_run(
     return torch.cat(losses)
 
 
-def train(config: BanditConfig, progress: Progress | None = None) -> BanditResult:
-    """Run every run of the sweep for config.steps steps. Raises ValueError on bad input before
-    any work. progress(done, total) is called now and then."""
+def prepare(config: BanditConfig) -> Landscape:
+    """Load the landscape and run every check that needs it (reward file, Bernoulli range,
+    init_logits length); raises ValueError before any training or file is written."""
     landscape = get_landscape(config.landscape, config.n_arms, config.rewards_file)
     _check_landscape(config, landscape)
+    if config.init == "given" and len(config.init_logits or ()) != landscape.n_arms:
+        raise ValueError(
+            f"init_logits has {len(config.init_logits or ())} values, expected one per arm ({landscape.n_arms})"
+        )
+    return landscape
+
+
+def train(config: BanditConfig, progress: Progress | None = None) -> BanditResult:
+    """Run every run of the sweep for config.steps steps. Raises ValueError on bad input before
+    any work. progress(done, total) is called now and then.
+
+    Tensors are small (R x G), so one intra-op thread is fastest; on a busy machine more threads
+    spin against each other (10x slower measured): callers set torch.set_num_threads(1), as the
+    CLI and the experiment workers do."""
+    landscape = prepare(config)
     runs = expand_runs(config)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     k, n_runs = landscape.n_arms, len(runs)

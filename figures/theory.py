@@ -1,9 +1,10 @@
 """Figures of the objective itself: how each divergence limits growth, and Theorem B.1.
 
 - `figure_weights` (no data: curves computed from labkit's divergences): (a) the weight an
-  on-policy step gives a sample, w(a) = -f'(e^{-a}) against a = A/eta (GRPO's is a itself);
-  (b) the push on log pi(y) of one sample with a = 1 as its ratio r grows: -r f'(r e^{-a}) for
-  LAD, which stops at r = e^a, against A·r (unclipped GRPO) and the PPO clip.
+  on-policy step gives a sample, w(a) = f'(1) - f'(e^{-a}) against a = A/eta (GRPO's is a itself);
+  (b) the push on log pi(y) of one sample with a = 1 as its ratio r grows: -r (f'(r e^{-a}) - f'(1))
+  for LAD, which stops at r = e^a, against A·r (unclipped GRPO) and the PPO clip. The f'(1) term
+  is dropped in both: it sums to zero over pi_old (method.md section 6, "standardised").
 - `figure_surrogate` (data: surrogate): the loss and gradient gaps between practical LAD (divided
   by Z = E_pi_old[e^{A/eta}]) and theoretical LAD near pi_old against the trust-region size delta,
   log-log with slope guides (bandit/theory.py states the reading of Theorem B.1).
@@ -27,16 +28,18 @@ WEIGHT_DIVERGENCES = ("kl", "rkl", "hellinger", "js", "tv")
 
 
 def onpolicy_weight(divergence: str, a: np.ndarray) -> np.ndarray:
-    """w(a) = -f'(e^{-a}): the policy-gradient weight of a sample at r = 1."""
+    """w(a) = -(f'(e^{-a}) - f'(1)): the policy-gradient weight of a sample at r = 1. The constant
+    f'(1) (1 for kl, -1 for rkl) is left out: its term sums to zero in expectation over pi_old."""
     div = get_divergence(divergence)
-    return -div.weight(-torch.as_tensor(a, dtype=torch.float64)).numpy()
+    return -div.weight(-torch.as_tensor(a, dtype=torch.float64), standardized=True).numpy()
 
 
 def push(divergence: str, log_r: np.ndarray, a: float) -> np.ndarray:
-    """-r f'(r e^{-a}): minus the gradient of e^a f(r e^{-a}) with respect to log r."""
+    """-r (f'(r e^{-a}) - f'(1)): minus the gradient of e^a f(r e^{-a}) with respect to log r,
+    without the f'(1) term that cancels in expectation; zero exactly at r = e^a."""
     div = get_divergence(divergence)
     lr = torch.as_tensor(log_r, dtype=torch.float64)
-    return (-lr.exp() * div.weight(lr - a)).numpy()
+    return (-lr.exp() * div.weight(lr - a, standardized=True)).numpy()
 
 
 @style.house_style
@@ -52,7 +55,7 @@ def draw_weights(a: np.ndarray, ax: Axes | None = None) -> Axes:
         )
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xlabel("advantage $a = A/\\eta$")
-    ax.set_ylabel("weight $-f'(e^{-a})$ at $r = 1$")
+    ax.set_ylabel("weight $f'(1) - f'(e^{-a})$ at $r = 1$")
     ax.set_ylim(-3, 5)
     ax.set_title("on-policy weight of a sample")
     return ax
@@ -99,7 +102,9 @@ def figure_weights(data_root: Path | None = None) -> Figure:
     draw_push(np.linspace(-1.5, 3.0, 301), ax=axes[1])
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
     fig.suptitle(
-        "How each f-divergence limits growth (method.md section 5): $\\nabla L = E_{\\pi_{old}}[e^a f'(x) x \\nabla\\log\\pi]$, $x = r e^{-a}$",
+        "How each f-divergence limits growth (method.md section 5): "
+        "$\\nabla L = E_{\\pi_{old}}[e^a f'(x)\\, x\\, \\nabla\\log\\pi]$, $x = r e^{-a}$\n"
+        "f'(1) is subtracted (its term sums to zero over $\\pi_{old}$), so KL's on-policy weight is GRPO's",
         fontsize=9,
     )
     return fig
