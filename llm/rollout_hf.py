@@ -128,7 +128,14 @@ class HFGenerator:
             raise ValueError("prompts must be a non-empty list of strings, got []")
         G = sampling.num_generations
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+        # left padding whatever the tokenizer's default: completions start at the same column
+        enc = self.tokenizer(
+            prompts,
+            add_special_tokens=False,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        )
         if int(enc["attention_mask"].sum(-1).min()) == 0:
             raise ValueError("prompts: an empty prompt tokenizes to no tokens")
         prompt_ids = enc["input_ids"].repeat_interleave(G, dim=0).to(device)
