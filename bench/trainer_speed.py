@@ -160,12 +160,12 @@ def main() -> None:
     p.add_argument(
         "--completion-length", type=int, default=64, help="tokens per completion (EOS suppressed)"
     )
-    p.add_argument("--steps", type=int, default=4, help="steps per round (the first is a warm-up)")
-    p.add_argument("--rounds", type=int, default=3, help="paired TRL / labkit rounds")
+    p.add_argument("--steps", type=int, default=5, help="steps per round (the first is a warm-up)")
+    p.add_argument("--rounds", type=int, default=5, help="paired TRL / labkit rounds")
     p.add_argument(
         "--lad-steps",
         type=int,
-        default=12,
+        default=21,
         help="alternating LAD / GRPO steps (first pair dropped)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
