@@ -630,6 +630,70 @@ def llm_verl(
     raise typer.Exit(subprocess.run(argv, check=False).returncode)
 
 
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(
+            f"--seeds {text!r} is not valid; expected integers such as 0,1,2"
+        ) from None
+    if not seeds:
+        raise ValueError(f"--seeds {text!r} is not valid; expected at least one integer")
+    return seeds
+
+
+@llm_app.command("demo")
+@user_errors
+def llm_demo(
+    quick: bool = typer.Option(
+        False, "--quick", help="CI size: one seed, 4 steps, 8 samples per prompt"
+    ),
+    out: str = typer.Option("results/llm_demo", "--out", "-o", help="output directory"),
+    seeds: str | None = typer.Option(None, "--seeds", help="RL seeds, e.g. 0,1,2"),
+    sweep: str = typer.Option(
+        "main", help="main (GRPO, LAD-JS, LAD-KL), eta (LAD-JS over kappa) or divergence"
+    ),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="demo YAML (configs/llm/demo.yaml)"
+    ),
+    workers: int | None = typer.Option(None, "--workers", "-j", help="runs in parallel"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="draw OUT/figures"),
+) -> None:
+    """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU, minutes."""
+    import dataclasses
+    import time
+
+    from llm.demo import DemoConfig, results_file, run_demo
+
+    cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
+    if quick:
+        cfg = cfg.quick()
+    if seeds is not None:
+        cfg = dataclasses.replace(cfg, seeds=_parse_seeds(seeds))
+    if workers is not None:
+        cfg = dataclasses.replace(cfg, workers=workers)
+    start = time.perf_counter()
+    results = run_demo(cfg, out, log=typer.echo, sweep=sweep)
+    n = results["eval_n"]
+    typer.echo(f"{'method':<18} avg@{n:<6} pass@{n:<5} distinct correct  coverage")
+    for method, s in results["summary"].items():
+        typer.echo(
+            f"{method:<18} {s[f'avg@{n}']['mean']:.3f}    {s[f'pass@{n}']['mean']:.3f}    "
+            f"{s['distinct_correct/mean']['mean']:.2f} ± {s['distinct_correct/mean']['std']:.2f}"
+            f"       {s['distinct_correct/coverage']['mean']:.3f}"
+        )
+    if figures:
+        from figures.llm import draw_all
+
+        written = draw_all(out, f"{out}/figures", " ".join(["lad", *sys.argv[1:]]))
+        typer.echo(f"figures: {', '.join(str(p) for p in written if p.suffix == '.png')}")
+    t = results["timing"]
+    typer.echo(
+        f"done in {time.perf_counter() - start:.0f} s (cpu {t['cpu_s']:.0f} s); "
+        f"{out}/{results_file(sweep)}"
+    )
+
+
 # --- figures ---------------------------------------------------------------------------------
 # name and one-line help of every figure (figures.registry.FIGURES holds the same names; a test checks)
 _FIGURES = (
@@ -733,6 +797,7 @@ def figures_all(
 ) -> None:
     """Regenerate every figure from scratch: run the experiments (training included), then draw."""
     _make_figures([n for n, _ in _FIGURES], out, data, replot, workers)
+    _llm_figures_if_saved(out)  # LLM figures from saved `lad llm demo` logs (defined below)
 
 
 @figures_app.command("list")
@@ -743,6 +808,74 @@ def figures_list() -> None:
     for name in FIGURES:
         spec = FIGURES.get(name)
         typer.echo(f"{name:<11} {spec.description}  [reads: {', '.join(spec.needs) or 'nothing'}]")
+
+
+_LLM_RUNS = typer.Option(
+    None,
+    "--runs",
+    help="run directories, or directories above them (repeatable); default results/llm_demo",
+)
+
+
+def _llm_figure(which: str, runs: list[str] | None, out: str) -> None:
+    from pathlib import Path
+
+    from figures import llm, style
+
+    command = " ".join(["lad", *sys.argv[1:]])
+    paths = runs or [str(llm.DEMO_ROOT)]
+    if which == "llm":
+        if len(paths) != 1:
+            raise ValueError(f"--runs takes one demo directory for `figures llm`, got {paths}")
+        figs = {"llm_demo": llm.figure_demo(paths[0]), "llm_answers": llm.figure_answers(paths[0])}
+    else:
+        logs = llm.find_runs(paths)
+        draw = {"eta-sweep": llm.figure_eta_sweep, "divergences": llm.figure_divergences}
+        stem = {"eta-sweep": "llm_eta", "divergences": "llm_divergences", "cost": "llm_cost"}[which]
+        figs = {stem: draw.get(which, llm.figure_cost)(logs)}
+    for stem, fig in figs.items():
+        for path in style.save(fig, Path(out) / stem, command):
+            typer.echo(f"wrote {path}")
+
+
+@figures_app.command("llm")
+@user_errors
+def figures_llm(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
+    """LLM demo: learning curves, distinct correct answers, answer histograms (from its logs)."""
+    _llm_figure("llm", runs, out)
+
+
+@figures_app.command("eta-sweep")
+@user_errors
+def figures_eta_sweep(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
+    """Paper Fig. 3 from LLM run logs: avg@n and pass@n against eta (lad llm demo --sweep eta)."""
+    _llm_figure("eta-sweep", runs, out)
+
+
+@figures_app.command("divergences")
+@user_errors
+def figures_divergences(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
+    """Paper Fig. 4 from LLM run logs: avg@n per divergence, strict / non-strict means dashed."""
+    _llm_figure("divergences", runs, out)
+
+
+@figures_app.command("cost")
+@user_errors
+def figures_cost(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
+    """Paper Fig. 5 from LLM run logs: time per token across training, LAD vs GRPO."""
+    _llm_figure("cost", runs, out)
+
+
+def _llm_figures_if_saved(out: str) -> None:
+    """`figures all`: redraw the LLM figures when saved demo logs exist (LLM runs are not
+    retrained here; `lad llm demo` makes them)."""
+    from figures import llm
+
+    if not (llm.DEMO_ROOT / "results.json").is_file():
+        typer.echo(f"LLM figures skipped: no {llm.DEMO_ROOT}/results.json (run `lad llm demo`)")
+        return
+    written = llm.draw_all(llm.DEMO_ROOT, out, " ".join(["lad", *sys.argv[1:]]))
+    typer.echo(f"{len(written)} LLM figure files in {out} (from {llm.DEMO_ROOT})")
 
 
 def main() -> None:

@@ -11,8 +11,9 @@ Pipeline, all under one output directory:
    policy every method starts from.
 3. `runs/<method>/seed_<s>/`: one `llm.trainer.Trainer` run per method and seed, from that
    checkpoint with the same budget; the trainer writes config, metrics.jsonl and the final
-   checkpoint; the demo adds `eval_curve.json` (distinct correct answers etc. every eval_every
-   steps) and `eval_final.json` (eval_n samples per prompt).
+   checkpoint; the demo adds `eval_curve.json` (accuracy, pass@k, distinct correct answers ...
+   of eval_n samples per prompt at step 0, every eval_every steps and at the end) and
+   `eval_final.json` (the last evaluation with its samples' answer counts).
 4. `results.json`: every run's final metrics, means over seeds, the answer counts per prompt and
    method, and timings; figures under `figures/` (figures/llm.py, drawn from these files).
 
@@ -55,6 +56,10 @@ DEFAULT_METHODS = {
     "lad_js": ["algorithm.loss_mode=lad", "algorithm.divergence=js", "algorithm.kappa=4"],
     "lad_kl": ["algorithm.loss_mode=lad", "algorithm.divergence=kl", "algorithm.kappa=4"],
 }
+# paper grid {0.5, ..., 16}; whether it is eta or kappa is open (method.md section 2): here kappa
+KAPPA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+DIVERGENCE_GRID = ("kl", "rkl", "jeffreys", "tv", "hellinger", "js")
+SWEEPS = ("main", "eta", "divergence")
 DEFAULT_TRAIN = [
     "trainer.max_steps=60",
     "trainer.train_batch_size=16",
@@ -96,12 +101,14 @@ class DemoConfig:
     model_seed: int = field(
         default=0, metadata={"help": "seed of the model init and the warm-up data"}
     )
-    eval_n: int = field(default=32, metadata={"help": "samples per prompt of the final evaluation"})
+    eval_n: int = field(
+        default=32,
+        metadata={
+            "help": "samples per prompt of every evaluation (warm-up, during training, final)"
+        },
+    )
     eval_every: int = field(
         default=20, metadata={"help": "evaluate during training every N steps (0 = final only)"}
-    )
-    eval_n_during: int = field(
-        default=16, metadata={"help": "samples per prompt of the evaluations during training"}
     )
     workers: int = field(
         default=2, metadata={"help": "runs in parallel (processes, one torch thread each)"}
@@ -116,7 +123,7 @@ class DemoConfig:
             raise ValueError(
                 f"warmup_correct_frac must be in [0, 1], got {self.warmup_correct_frac}"
             )
-        for name in ("eval_n", "eval_n_during", "workers"):
+        for name in ("eval_n", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_every < 0:
@@ -175,12 +182,39 @@ class DemoConfig:
             warmup=dataclasses.replace(self.warmup, steps=40),
             eval_n=8,
             eval_every=2,
-            eval_n_during=4,
             workers=1,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def sweep_config(config: DemoConfig, sweep: str) -> DemoConfig:
+    """The config of a sweep: main (config.methods), eta (LAD-JS at every kappa of KAPPA_GRID) or
+    divergence (GRPO and LAD with every divergence of DIVERGENCE_GRID at kappa 4). Method names
+    are run directory names, so sweeps can share an output directory with the main comparison."""
+    if sweep == "main":
+        return config
+    lad = ["algorithm.loss_mode=lad"]
+    if sweep == "eta":
+        methods = {
+            f"lad_js_kappa{k:g}": [*lad, "algorithm.divergence=js", f"algorithm.kappa={k}"]
+            for k in KAPPA_GRID
+        }
+    elif sweep == "divergence":
+        methods = {"grpo": list(DEFAULT_METHODS["grpo"])}
+        methods |= {
+            f"lad_{d}": [*lad, f"algorithm.divergence={d}", "algorithm.kappa=4"]
+            for d in DIVERGENCE_GRID
+        }
+    else:
+        raise ValueError(f"sweep={sweep!r} is not valid; expected one of {list(SWEEPS)}")
+    return dataclasses.replace(config, methods=methods)
+
+
+def results_file(sweep: str) -> str:
+    """results.json for the main comparison, results_<sweep>.json for a sweep."""
+    return "results.json" if sweep == "main" else f"results_{sweep}.json"
 
 
 # --- scoring ------------------------------------------------------------------------------------
@@ -344,15 +378,21 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     cfg = config.trainer_config(job["method"], job["seed"], run_dir, warm, prompts)
     records = [json.loads(line) for line in prompts.read_text().splitlines()]
     tokenizer = load_tokenizer(str(warm))
-    curve: list[dict[str, Any]] = []
+    # step 0 is the warm-up policy, evaluated with the same n and sampling seed
+    warm_eval = json.loads((warm / "eval.json").read_text())
+    curve: list[dict[str, Any]] = [{"step": 0, **warm_eval["metrics"]}]
+    final: dict[str, Any] = {}
+    max_steps = cfg.trainer.max_steps
 
     class EvalTrainer(Trainer):
-        # save() is the trainer's every-save_steps hook: evaluate there; write only the final checkpoint
+        # save() is the trainer's hook every save_steps and at the end: evaluate there, and
+        # write only the final checkpoint
         def save(self, step: int):
-            if config.eval_every and step % config.eval_every == 0:
-                ev = evaluate_policy(self.model, tokenizer, records, cfg, config.eval_n_during)
+            if step == max_steps or (config.eval_every and step % config.eval_every == 0):
+                ev = evaluate_policy(self.model, tokenizer, records, cfg, config.eval_n)
                 curve.append({"step": step, **ev["metrics"]})
-            return super().save(step) if step == cfg.trainer.max_steps else None
+                final.update(ev)
+            return super().save(step) if step == max_steps else None
 
     t0, c0 = time.perf_counter(), time.process_time()
     model = load_model(str(warm), seed=job["seed"])
@@ -360,19 +400,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         cfg, model=model, tokenizer=tokenizer, train_records=records, eval_records=records
     )
     trainer.train()
-    train_timing = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
-    final = evaluate_policy(trainer.model, tokenizer, records, cfg, config.eval_n)
     summary = {
         "method": job["method"],
         "seed": job["seed"],
         "dir": str(run_dir.relative_to(out)),
+        "objective": cfg.algorithm.loss_mode,
+        "divergence": cfg.algorithm.divergence,
+        "kappa": float(cfg.algorithm.inverse_temperature),
         "final": final["metrics"],
         "answer_counts": final["answer_counts"],
-        "timing": {
-            **train_timing,
-            "total_wall_s": time.perf_counter() - t0,
-            "total_cpu_s": time.process_time() - c0,
-        },
+        "timing": {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0},
     }
     _write_json(
         run_dir / "eval_curve.json", {"method": job["method"], "seed": job["seed"], "curve": curve}
@@ -410,8 +447,10 @@ def pooled_counts(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, i
     return {m: {k: dict(c) for k, c in per.items()} for m, per in out.items()}
 
 
-def run_demo(config: DemoConfig, out: str | Path, log=print) -> dict[str, Any]:
-    """The whole comparison; writes out/results.json and returns it."""
+def run_demo(config: DemoConfig, out: str | Path, log=print, sweep: str = "main") -> dict[str, Any]:
+    """The whole comparison (or a sweep); writes out/results.json (results_<sweep>.json) and
+    returns it."""
+    config = sweep_config(config, sweep)
     out = Path(out)
     t0, c0 = time.perf_counter(), time.process_time()
     prompts, warm = prepare(config, out)
@@ -450,6 +489,7 @@ def run_demo(config: DemoConfig, out: str | Path, log=print) -> dict[str, Any]:
                 log(_line(summary, config.eval_n))
     children = os.times()
     results = {
+        "sweep": sweep,
         "config": config.to_dict(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "eval_n": config.eval_n,
@@ -465,7 +505,7 @@ def run_demo(config: DemoConfig, out: str | Path, log=print) -> dict[str, Any]:
             "cpu_s": time.process_time() - c0 + children.children_user + children.children_system,
         },
     }
-    _write_json(out / "results.json", results)
+    _write_json(out / results_file(sweep), results)
     return results
 
 
@@ -473,5 +513,5 @@ def _line(run: dict[str, Any], n: int) -> str:
     f = run["final"]
     return (
         f"{run['method']:>10} seed {run['seed']}: avg@{n} {f[f'avg@{n}']:.3f}  pass@{n} {f[f'pass@{n}']:.3f}  "
-        f"distinct correct {f['distinct_correct/mean']:.2f}  ({run['timing']['total_wall_s']:.0f}s)"
+        f"distinct correct {f['distinct_correct/mean']:.2f}  ({run['timing']['wall_s']:.0f}s)"
     )

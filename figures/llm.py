@@ -1,0 +1,565 @@
+"""LLM figures, drawn from saved run logs only (never trains, never imports llm/).
+
+A run directory is what `lad llm train` or `lad llm demo` writes: `config.json` (the trainer's
+config), `metrics.jsonl` (one row per step), and, when evaluated, `eval_curve.json` /
+`eval_final.json` (the demo) or `eval_after.json` (`lad llm train` with eval.after_train).
+`find_runs` accepts run directories or any directory above them; `results.json` of a demo adds
+the answer counts per prompt.
+
+Figures:
+- `figure_demo`: training reward and token entropy over steps, distinct correct answers over
+  steps and against accuracy, final distinct correct answers per prompt, and one prompt's answer
+  histogram (LAD vs GRPO, the demo).
+- `figure_answers`: answer histograms of several prompts against their valid answers.
+- `figure_eta_sweep` (paper Fig. 3): avg@n and pass@n against eta.
+- `figure_divergences` (paper Fig. 4): avg@n per divergence, strict and non-strict means dashed.
+- `figure_cost` (paper Fig. 5): distribution over training steps of the time per token.
+Bands and error bars: 95% percentile-bootstrap CI of the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from figures import style
+from figures.bandit_sweeps import draw_band
+from figures.stats import bootstrap_ci
+
+DEMO_ROOT = Path("results/llm_demo")
+BAND_SEED = 0
+STRICT = ("tv", "hellinger", "js")
+NON_STRICT = ("kl", "rkl", "jeffreys")
+HISTOGRAM_PROMPTS = ("sum:9", "sum:12", "mult:3:40", "mult:2:20")
+
+
+@dataclass
+class RunLog:
+    """One training run read back from its directory."""
+
+    path: Path
+    method: str
+    objective: str
+    divergence: str
+    eta: float
+    seed: int
+    steps: list[dict[str, Any]]
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_run(path: str | Path) -> RunLog:
+    """Read a run directory (config.json + metrics.jsonl; eval files when present)."""
+    path = Path(path)
+    cfg = _read_json(path / "config.json")
+    if cfg is None or not (path / "metrics.jsonl").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} is not a run directory (config.json and metrics.jsonl)"
+        )
+    cfg = cfg.get("config", cfg)
+    algo = cfg["algorithm"]
+    eta = algo.get("eta") or (1.0 / algo["kappa"] if algo.get("kappa") else 1.0)
+    objective = algo["loss_mode"]
+    divergence = algo.get("divergence", "") if objective == "lad" else ""
+    demo = _read_json(path / "demo_run.json") or {}
+    method = demo.get("method") or (f"lad_{divergence}" if objective == "lad" else objective)
+    steps = [
+        json.loads(line)
+        for line in (path / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    curve = (_read_json(path / "eval_curve.json") or {}).get("curve", [])
+    final = (
+        _read_json(path / "eval_final.json") or _read_json(path / "eval_after.json") or {}
+    ).get("metrics", {})
+    return RunLog(
+        path,
+        method,
+        objective,
+        divergence,
+        float(eta),
+        int(cfg["trainer"]["seed"]),
+        steps,
+        curve,
+        final,
+    )
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[RunLog]:
+    """Every run directory given, or found below the given directories, sorted by path."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"run directory {str(p)!r} does not exist")
+        found += (
+            [p] if (p / "metrics.jsonl").is_file() else [m.parent for m in p.rglob("metrics.jsonl")]
+        )
+    if not found:
+        raise FileNotFoundError(f"no run logs (metrics.jsonl) under {[str(p) for p in paths]}")
+    return [load_run(p) for p in sorted(set(found))]
+
+
+def by_method(runs: Sequence[RunLog]) -> dict[str, list[RunLog]]:
+    """method -> its runs (seeds), in order of first appearance."""
+    out: dict[str, list[RunLog]] = {}
+    for r in runs:
+        out.setdefault(r.method, []).append(r)
+    return out
+
+
+def method_label(run: RunLog) -> str:
+    if run.objective == "lad":
+        name = style.DIVERGENCE_NAMES.get(run.divergence, run.divergence)
+        return f"LAD {name} ($\\kappa$={1 / run.eta:g})"
+    if run.objective == "grpo":
+        return "GRPO (clip)"
+    return run.objective
+
+
+def method_color(run: RunLog) -> str:
+    return style.color(run.objective, run.divergence)
+
+
+def n_of(metrics: dict[str, Any]) -> int:
+    """The n of the avg@n key of an evaluation."""
+    keys = [k for k in metrics if k.startswith("avg@")]
+    if not keys:
+        raise ValueError(f"evaluation metrics have no avg@n key: {sorted(metrics)[:8]}")
+    return int(keys[0].split("@")[1])
+
+
+# --- statistics (numpy, from the logs) ---------------------------------------------------------------
+
+
+def step_matrix(runs: Sequence[RunLog], key: str, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(steps,), (n_seeds, n_steps) of a metrics.jsonl key; seeds cut to the shortest run.
+
+    smooth: trailing moving-average window (1 = none)."""
+    n = min(len(r.steps) for r in runs)
+    steps = np.asarray([row["step"] for row in runs[0].steps[:n]], dtype=float)
+    vals = np.asarray(
+        [[np.nan if row.get(key) is None else row[key] for row in r.steps[:n]] for r in runs],
+        dtype=float,
+    )
+    if smooth > 1:
+        kernel = np.ones(smooth)
+        num = np.apply_along_axis(lambda v: np.convolve(np.nan_to_num(v), kernel)[:n], 1, vals)
+        den = np.apply_along_axis(lambda v: np.convolve(~np.isnan(v), kernel)[:n], 1, vals)
+        vals = num / np.maximum(den, 1)
+    return steps, vals
+
+
+def curve_matrix(runs: Sequence[RunLog], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(eval steps,), (n_seeds, n_evals) of an eval_curve key at the steps every seed has."""
+    common = sorted(set.intersection(*({c["step"] for c in r.curve} for r in runs)))
+    vals = np.asarray(
+        [[next(c[key] for c in r.curve if c["step"] == s) for s in common] for r in runs],
+        dtype=float,
+    )
+    return np.asarray(common, dtype=float), vals
+
+
+def final_values(runs: Sequence[RunLog], key: str) -> np.ndarray:
+    """(n_seeds,) a final-evaluation metric; runs without it are left out."""
+    return np.asarray([r.final[key] for r in runs if r.final.get(key) is not None], dtype=float)
+
+
+def time_per_token(run: RunLog, part: str = "step") -> np.ndarray:
+    """Seconds per completion token of every step: part = step, rollout or update."""
+    if part == "step":
+        return np.asarray([r["timing/step_s"] / max(r["tokens/completion"], 1) for r in run.steps])
+    return np.asarray([r[f"timing/{part}_per_token"] for r in run.steps])
+
+
+# --- draw functions --------------------------------------------------------------------------------
+
+
+@style.house_style
+def draw_training_curve(
+    groups: dict[str, list[RunLog]],
+    key: str,
+    ax: Axes | None = None,
+    smooth: int = 5,
+    ylabel: str | None = None,
+) -> Axes:
+    """A metrics.jsonl key over training steps, one band per method."""
+    ax = style.axes_or_new(ax)
+    rng = np.random.default_rng(BAND_SEED)
+    for runs in groups.values():
+        steps, vals = step_matrix(runs, key, smooth)
+        draw_band(steps, vals, method_color(runs[0]), method_label(runs[0]), rng, ax=ax)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel or key + (f" ({smooth}-step mean)" if smooth > 1 else ""))
+    return ax
+
+
+@style.house_style
+def draw_eval_curve(
+    groups: dict[str, list[RunLog]], key: str, ax: Axes | None = None, ylabel: str | None = None
+) -> Axes:
+    """An evaluation metric (eval_curve.json) over training steps, one band per method."""
+    ax = style.axes_or_new(ax)
+    rng = np.random.default_rng(BAND_SEED)
+    for runs in groups.values():
+        steps, vals = curve_matrix(runs, key)
+        draw_band(steps, vals, method_color(runs[0]), method_label(runs[0]), rng, ax=ax)
+        ax.plot(steps, vals.mean(0), "o", ms=3, color=method_color(runs[0]))
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel or key)
+    return ax
+
+
+@style.house_style
+def draw_diversity_vs_accuracy(groups: dict[str, list[RunLog]], ax: Axes | None = None) -> Axes:
+    """Distinct correct answers per prompt against avg@n along training (mean over seeds):
+    the comparison at equal accuracy. Arrows follow training; the first point is the start."""
+    ax = style.axes_or_new(ax)
+    n = None
+    for runs in groups.values():
+        n = n_of(runs[0].curve[0])
+        _, acc = curve_matrix(runs, f"avg@{n}")
+        _, div = curve_matrix(runs, "distinct_correct/mean")
+        c = method_color(runs[0])
+        ax.plot(
+            acc.mean(0),
+            div.mean(0),
+            "-o",
+            ms=3,
+            color=c,
+            label=f"{method_label(runs[0])} (n={len(runs)})",
+        )
+        ax.plot(acc.mean(0)[-1], div.mean(0)[-1], "s", ms=6, color=c)
+    ax.plot([], [], "ks", ms=5, label="end of training")
+    ax.set_xlabel(f"accuracy avg@{n}")
+    ax.set_ylabel("distinct correct answers / prompt")
+    return ax
+
+
+@style.house_style
+def draw_final_bars(
+    groups: dict[str, list[RunLog]],
+    key: str,
+    ax: Axes | None = None,
+    start: float | None = None,
+    ylabel: str | None = None,
+) -> Axes:
+    """A final-evaluation metric per method: mean over seeds with bootstrap CI and the seeds as
+    dots; `start` (the warm-up policy's value) as a dotted line."""
+    ax = style.axes_or_new(ax)
+    rng = np.random.default_rng(BAND_SEED)
+    names = []
+    for i, runs in enumerate(groups.values()):
+        vals = final_values(runs, key)
+        if vals.size == 0:
+            continue
+        mean, lo, hi = bootstrap_ci(vals[:, None], rng)
+        ax.bar(i, mean[0], color=method_color(runs[0]), alpha=0.8, width=0.7)
+        ax.errorbar(
+            i, mean[0], yerr=[[mean[0] - lo[0]], [hi[0] - mean[0]]], color="k", capsize=3, lw=1
+        )
+        ax.plot(np.full(vals.size, i) + np.linspace(-0.15, 0.15, vals.size), vals, "k.", ms=4)
+        names.append(method_label(runs[0]).replace(" ($", "\n($"))
+    if start is not None:
+        ax.axhline(start, color="k", ls=":", lw=1, label="before RL (warm-up)")
+        ax.legend(loc="lower right")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel(ylabel or key)
+    return ax
+
+
+@style.house_style
+def draw_answer_histogram(
+    results: dict[str, Any], key: str, methods: Sequence[str] | None = None, ax: Axes | None = None
+) -> Axes:
+    """Share of the final samples on each valid answer of one prompt (pooled over seeds), per
+    method and for the warm-up policy; the last two columns are wrong and malformed answers."""
+    ax = style.axes_or_new(ax, panel=(6.4, 2.5))
+    valid = results["valid_answers"].get(key)
+    if valid is None:
+        raise ValueError(
+            f"prompt {key!r} is not in results.json; expected one of {sorted(results['valid_answers'])}"
+        )
+    columns = [*valid, "wrong", "malformed"]
+    series = {"before RL (warm-up)": ("#BBBBBB", results["warmup"]["answer_counts"][key])}
+    runs = {r["method"]: r for r in results["runs"]}
+    for m in methods or list(results["answer_counts"]):
+        run = runs[m]
+        series[m] = (
+            style.color(run["objective"], run["divergence"]),
+            results["answer_counts"][m][key],
+        )
+    width = 0.8 / len(series)
+    for i, (name, (c, counts)) in enumerate(series.items()):
+        total = sum(counts.values())
+        wrong = sum(v for a, v in counts.items() if a not in valid and a != "<malformed>")
+        shares = [counts.get(a, 0) / total for a in valid] + [
+            wrong / total,
+            counts.get("<malformed>", 0) / total,
+        ]
+        label = name if name not in runs else _summary_label(runs[name])
+        ax.bar(
+            np.arange(len(columns)) + (i - (len(series) - 1) / 2) * width,
+            shares,
+            width,
+            color=c,
+            label=label,
+        )
+    ax.set_xticks(range(len(columns)), columns, rotation=90 if len(columns) > 14 else 0)
+    ax.set_ylabel("share of samples")
+    ax.set_title(f"{results['prompts'][key]!r}: {len(valid)} valid answers")
+    ax.legend(ncols=2)
+    return ax
+
+
+def _summary_label(run: dict[str, Any]) -> str:
+    if run["objective"] == "lad":
+        return f"LAD {style.DIVERGENCE_NAMES.get(run['divergence'], run['divergence'])} ($\\kappa$={run['kappa']:g})"
+    return "GRPO (clip)" if run["objective"] == "grpo" else run["objective"]
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+
+def load_demo(root: str | Path = DEMO_ROOT) -> tuple[dict[str, Any], dict[str, list[RunLog]]]:
+    """results.json of a demo and its runs grouped by method (the methods results.json lists)."""
+    root = Path(root)
+    results = _read_json(root / "results.json")
+    if results is None:
+        raise FileNotFoundError(
+            f"{str(root / 'results.json')!r} does not exist; run `lad llm demo --out {root}` first"
+        )
+    runs = [load_run(root / r["dir"]) for r in results["runs"]]
+    return results, by_method(runs)
+
+
+@style.house_style
+def figure_demo(root: str | Path = DEMO_ROOT) -> Figure:
+    """The demo at a glance: 2 x 3 panels (see the module docstring)."""
+    results, groups = load_demo(root)
+    n = results["eval_n"]
+    warm = results["warmup"]["metrics"]
+    fig, axes = style.new_figure(2, 3, panel=(3.6, 2.7))
+    draw_training_curve(groups, "reward", ax=axes[0], ylabel="training reward (5-step mean)")
+    draw_training_curve(groups, "entropy", ax=axes[1], ylabel="token entropy of rollouts (nats)")
+    draw_eval_curve(
+        groups, "distinct_correct/mean", ax=axes[2], ylabel=f"distinct correct / prompt (n={n})"
+    )
+    draw_diversity_vs_accuracy(groups, ax=axes[3])
+    draw_final_bars(
+        groups,
+        "distinct_correct/mean",
+        ax=axes[4],
+        start=warm["distinct_correct/mean"],
+        ylabel="final distinct correct / prompt",
+    )
+    draw_final_bars(
+        groups,
+        f"pass@{n}",
+        ax=axes[5],
+        start=warm[f"pass@{n}"],
+        ylabel=f"final pass@{n} (dots: seeds)",
+    )
+    axes[0].legend(loc="lower right")
+    for ax, letter in zip(axes, "abcdef", strict=True):
+        style.panel_letter(ax, letter)
+    return fig
+
+
+@style.house_style
+def figure_answers(
+    root: str | Path = DEMO_ROOT, prompts: Sequence[str] = HISTOGRAM_PROMPTS
+) -> Figure:
+    """Answer histograms of a few prompts (the final samples of every seed pooled)."""
+    results = _read_json(Path(root) / "results.json")
+    if results is None:
+        raise FileNotFoundError(
+            f"{str(Path(root) / 'results.json')!r} does not exist; run `lad llm demo` first"
+        )
+    fig, axes = style.new_figure(len(prompts), 1, panel=(7.5, 2.3))
+    for key, ax in zip(prompts, axes, strict=True):
+        draw_answer_histogram(results, key, ax=ax)
+    return fig
+
+
+def _lad_runs(runs: Sequence[RunLog]) -> list[RunLog]:
+    """Evaluated LAD runs, one per (divergence, eta, seed): a demo and a sweep in one directory
+    both hold the default setting, and the same config and seed is the same run."""
+    out: dict[tuple[str, float, int], RunLog] = {}
+    for r in runs:
+        if r.objective == "lad" and r.final:
+            out.setdefault((r.divergence, round(r.eta, 9), r.seed), r)
+    return list(out.values())
+
+
+def _grpo_runs(runs: Sequence[RunLog]) -> list[RunLog]:
+    out: dict[int, RunLog] = {}
+    for r in runs:
+        if r.objective == "grpo" and r.final:
+            out.setdefault(r.seed, r)
+    return list(out.values())
+
+
+def sweep_divergences(runs: Sequence[RunLog]) -> list[str]:
+    """Divergences evaluated at two or more values of eta (the lines of the eta figure)."""
+    lad = _lad_runs(runs)
+    divs = dict.fromkeys(r.divergence for r in lad)
+    return [d for d in divs if len({r.eta for r in lad if r.divergence == d}) >= 2]
+
+
+def common_eta(runs: Sequence[RunLog]) -> float | None:
+    """The eta at which the most divergences were evaluated (the divergence figure's setting)."""
+    lad = _lad_runs(runs)
+    if not lad:
+        return None
+    etas = {round(r.eta, 9) for r in lad}
+    return max(sorted(etas), key=lambda e: len({r.divergence for r in lad if round(r.eta, 9) == e}))
+
+
+@style.house_style
+def figure_eta_sweep(runs: Sequence[RunLog]) -> Figure:
+    """Paper Fig. 3: avg@n and pass@n of the final evaluation against eta (LAD runs, one line per
+    divergence; GRPO as a dashed level)."""
+    divs = sweep_divergences(runs)
+    if not divs:
+        raise ValueError(
+            "the run logs hold no LAD divergence evaluated at two or more values of eta (run `lad llm demo --sweep eta`)"
+        )
+    lad = _lad_runs(runs)
+    n = n_of(lad[0].final)
+    rng = np.random.default_rng(BAND_SEED)
+    fig, axes = style.new_figure(1, 2, panel=(3.4, 2.7))
+    for ax, key in zip(axes, (f"avg@{n}", f"pass@{n}"), strict=True):
+        for div in divs:
+            sub = [r for r in lad if r.divergence == div]
+            etas = sorted({r.eta for r in sub})
+            stats = [
+                bootstrap_ci(final_values([r for r in sub if r.eta == e], key)[:, None], rng)
+                for e in etas
+            ]
+            mean = np.asarray([s[0][0] for s in stats])
+            ax.fill_between(
+                etas,
+                [s[1][0] for s in stats],
+                [s[2][0] for s in stats],
+                color=style.color("lad", div),
+                alpha=0.2,
+                lw=0,
+            )
+            ax.plot(
+                etas,
+                mean,
+                "-o",
+                ms=3,
+                color=style.color("lad", div),
+                label=f"LAD {style.DIVERGENCE_NAMES.get(div, div)}",
+            )
+        grpo = final_values(_grpo_runs(runs), key)
+        if grpo.size:
+            ax.axhline(
+                grpo.mean(), color=style.COLORS["grpo"], ls="--", label=f"GRPO (n={grpo.size})"
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("$\\eta$ (= 1/$\\kappa$)")
+        ax.set_ylabel(key)
+    axes[0].legend()
+    return fig
+
+
+@style.house_style
+def figure_divergences(runs: Sequence[RunLog]) -> Figure:
+    """Paper Fig. 4: final avg@n per divergence (LAD at the eta most divergences share), strict
+    and non-strict means dashed, GRPO dotted."""
+    eta = common_eta(runs)
+    if eta is None:
+        raise ValueError("no evaluated LAD runs among the run logs (final eval metrics missing)")
+    lad = [r for r in _lad_runs(runs) if round(r.eta, 9) == eta]
+    n = n_of(lad[0].final)
+    key = f"avg@{n}"
+    rng = np.random.default_rng(BAND_SEED)
+    order = [d for d in (*STRICT, *NON_STRICT) if any(r.divergence == d for r in lad)]
+    order += [d for d in dict.fromkeys(r.divergence for r in lad) if d not in order]
+    fig, axes = style.new_figure(1, 1, panel=(4.6, 2.9))
+    ax = axes[0]
+    means = {}
+    for i, div in enumerate(order):
+        vals = final_values([r for r in lad if r.divergence == div], key)
+        mean, lo, hi = bootstrap_ci(vals[:, None], rng)
+        means[div] = mean[0]
+        ax.bar(i, mean[0], color=style.color("lad", div), alpha=0.85)
+        ax.errorbar(
+            i, mean[0], yerr=[[mean[0] - lo[0]], [hi[0] - mean[0]]], color="k", capsize=3, lw=1
+        )
+    for group, name, ls in ((STRICT, "strict", "--"), (NON_STRICT, "non-strict", "-.")):
+        vals = [means[d] for d in group if d in means]
+        if vals:
+            ax.axhline(
+                np.mean(vals), color="k", ls=ls, lw=1, label=f"{name} mean {np.mean(vals):.3f}"
+            )
+    grpo = final_values(_grpo_runs(runs), key)
+    if grpo.size:
+        ax.axhline(
+            grpo.mean(), color=style.COLORS["grpo"], ls=":", lw=1.5, label=f"GRPO {grpo.mean():.3f}"
+        )
+    ax.set_xticks(range(len(order)), [style.DIVERGENCE_NAMES.get(d, d) for d in order])
+    ax.set_ylabel(f"final {key} ($\\eta$={eta:g})")
+    lows = [v for v in means.values()] + ([grpo.mean()] if grpo.size else [])
+    ax.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows) + 0.08))
+    ax.legend(loc="lower right")
+    return fig
+
+
+@style.house_style
+def figure_cost(runs: Sequence[RunLog]) -> Figure:
+    """Paper Fig. 5: per-step time per completion token across training, LAD vs GRPO (violins of
+    every step of every seed; whole step and the update alone)."""
+    groups = by_method(runs)
+    fig, axes = style.new_figure(1, 2, panel=(3.4, 2.7))
+    for ax, part in zip(axes, ("step", "update"), strict=True):
+        data, names, colors = [], [], []
+        for runs_ in groups.values():
+            data.append(1e3 * np.concatenate([time_per_token(r, part) for r in runs_]))
+            names.append(method_label(runs_[0]).replace(" ($", "\n($"))
+            colors.append(method_color(runs_[0]))
+        parts = ax.violinplot(data, showmedians=True)
+        for body, c in zip(parts["bodies"], colors, strict=True):
+            body.set_facecolor(c)
+            body.set_alpha(0.6)
+        ax.set_xticks(range(1, len(names) + 1), names)
+        ax.set_ylabel(
+            f"ms per token ({'rollout + reward + update' if part == 'step' else 'update only'})"
+        )
+        ax.set_yscale("log")
+    return fig
+
+
+def draw_all(root: str | Path, out_dir: str | Path, command: str | None = None) -> list[Path]:
+    """Every LLM figure the logs under `root` allow, as out_dir/llm_*.png and .pdf:
+    llm_demo and llm_answers (a demo's results.json), llm_eta (a divergence at >= 2 etas),
+    llm_divergences (>= 2 divergences at one eta), llm_cost (any runs)."""
+    root, out_dir = Path(root), Path(out_dir)
+    written: list[Path] = []
+    if (root / "results.json").is_file():
+        written += style.save(figure_demo(root), out_dir / "llm_demo", command)
+        written += style.save(figure_answers(root), out_dir / "llm_answers", command)
+    runs = find_runs([root])
+    if sweep_divergences(runs):
+        written += style.save(figure_eta_sweep(runs), out_dir / "llm_eta", command)
+    eta = common_eta(runs)
+    if (
+        eta is not None
+        and len({r.divergence for r in _lad_runs(runs) if round(r.eta, 9) == eta}) >= 2
+    ):
+        written += style.save(figure_divergences(runs), out_dir / "llm_divergences", command)
+    written += style.save(figure_cost(runs), out_dir / "llm_cost", command)
+    return written
