@@ -198,6 +198,7 @@ def test_code_reward_adversarial_completions_score_zero_quickly(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("s3cret")
     outside = tmp_path / "pwned.txt"
+    before = set(_children())  # other tests may have left helpers (e.g. a tokenizer pool) running
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -238,7 +239,7 @@ def test_code_reward_adversarial_completions_score_zero_quickly(tmp_path):
     with pytest.raises(TimeoutError):
         server.accept()  # nothing ever connected
     server.close()
-    assert _children() == []  # no process left behind
+    assert set(_children()) <= before  # no process left behind
     # and a correct solution still passes afterwards
     assert code_reward(limits=ROOMY)(["q"], [fenced(ADD)], tests=[ADD_TESTS]) == [1.0]
 
