@@ -209,6 +209,7 @@ def final_rows(res: Results | BanditResult) -> list[dict[str, Any]]:
 SUMMARY_METRICS = (
     "tv",
     "kl",
+    "tv_pi",
     "tv_theory",
     "modes_covered",
     "max_arm",

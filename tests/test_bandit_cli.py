@@ -102,6 +102,29 @@ def test_sweep_from_a_yaml_file_with_cli_overrides(tmp_path):
     )
 
 
+def test_refreshed_run_reports_the_policy_against_p_a(tmp_path):
+    out = tmp_path / "refresh"
+    args = [
+        "bandit",
+        "run",
+        "--objective",
+        "reinforce",
+        "--refresh-every",
+        "1",
+        "--steps",
+        "20",
+        "--seeds",
+        "2",
+    ]
+    res = runner.invoke(
+        app, [*args, "--advantage", "grpo", "--reward-noise", "gaussian", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "TV(pi,P_A)" in res.output
+    res = runner.invoke(app, ["bandit", "compare", str(out)])
+    assert res.exit_code == 0 and "TV(pi,P_A)" in res.output, res.output
+
+
 def test_landscape_draws_png_and_pdf(tmp_path):
     res = runner.invoke(app, ["bandit", "landscape", "trimodal", "--out", str(tmp_path / "land")])
     assert res.exit_code == 0, res.output
@@ -198,3 +221,15 @@ def test_figures_all_regenerates_everything(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
+
+
+def test_example_sweep_files_match_the_figure_experiments():
+    from bandit.config import load_config_file
+    from bandit.experiments import eta_config, fig1_configs
+
+    assert load_config_file("configs/bandit/fig1.yaml") == fig1_configs()["fixed"].replace(
+        etas=(1.0,)
+    )
+    assert load_config_file("configs/bandit/eta_sweep.yaml") == eta_config()
+    for name in ("iterative.toml", "lr_grid.yaml"):
+        assert load_config_file(f"configs/bandit/{name}").steps > 0

@@ -1,0 +1,174 @@
+"""Run-steps per second of the vectorised bandit against a plain per-run loop (style guide 9, 14).
+
+Both compute the same thing: practical LAD (js, eta = 1) on the trimodal landscape, K = 50 arms,
+G = 64 samples per step from a fixed uniform pi_old, Adam lr 5e-3, one run per seed.
+- vectorised: `bandit.trainer.train` with R runs in one batched computation per step;
+- loop: for each run, a textbook loop a user would write: a (K,) logit vector, torch.optim.Adam,
+  the same counter-based draws (bandit.rng, keyed on the seed) and labkit's `lad_loss` on (G, 1)
+  inputs, one run after another.
+The loop's rate does not depend on R, so it is measured once on `--loop-runs` runs; the check
+compares the loop's final policies with the vectorised runs of the same seeds. Every time is the
+best of `--repeats` (other processes share the machine), with vectorised and loop interleaved.
+
+    python bench/bandit_speed.py [--sizes 1,4,16,64,256,1024,4096] [--threads 1,2]
+        [--out bench/results/bandit_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bandit import rng
+from bandit.config import BanditConfig
+from bandit.landscapes import get_landscape
+from bandit.trainer import train
+from labkit import LossConfig, lad_loss
+
+
+def vectorised(r: int, steps: int) -> tuple[float, torch.Tensor]:
+    """(seconds, final policies (R, K)) of R runs trained together."""
+    config = BanditConfig(n_seeds=r, steps=steps, log_every=steps, policy_steps=(steps,))
+    t0 = time.perf_counter()
+    res = train(config)
+    return time.perf_counter() - t0, torch.as_tensor(res.policies[-1])
+
+
+def loop(n_runs: int, steps: int) -> tuple[float, torch.Tensor]:
+    """(seconds, final policies (n_runs, K)) of the same runs, one after another."""
+    land = get_landscape("trimodal")
+    rewards = torch.tensor(land.rewards)
+    k, g = land.n_arms, 64
+    cfg = LossConfig(loss_mode="lad", divergence="js", eta=1.0)
+    mask = torch.ones(g, 1)
+    out = []
+    t0 = time.perf_counter()
+    for seed in range(n_runs):
+        logits = torch.zeros(k, requires_grad=True)
+        opt = torch.optim.Adam([logits], lr=5e-3)
+        log_pi_old = torch.log_softmax(logits.detach(), -1)
+        table = rng.alias_table(log_pi_old.exp().unsqueeze(0))
+        adv_all = rewards - log_pi_old.exp() @ rewards
+        seeds = torch.tensor([seed])
+        for step in range(1, steps + 1):
+            arms = rng.alias_sample(*table, seeds, rng.SAMPLE, step, g)[0]
+            log_prob = torch.log_softmax(logits, -1)[arms].unsqueeze(-1)
+            loss, _ = lad_loss(
+                log_pi_old[arms].unsqueeze(-1), log_prob, adv_all[arms], mask, "token-mean", cfg
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out.append(torch.softmax(logits.detach(), -1))
+    return time.perf_counter() - t0, torch.stack(out)
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+        fh.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1,4,16,64,256,1024,4096", help="numbers of runs R")
+    p.add_argument(
+        "--threads", default="1,2", help="torch intra-op thread counts for the vectorised runs"
+    )
+    p.add_argument("--steps", type=int, default=40, help="training steps per timing")
+    p.add_argument("--loop-runs", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="bench/results/bandit_speed.json")
+    args = p.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    load_before = os.getloadavg()
+
+    torch.set_num_threads(1)
+    vectorised(2, 2)  # warm-up: imports, allocator
+    loop_best, loop_pol = float("inf"), None
+    rows = []
+    for r in sizes:
+        row: dict = {"R": r}
+        best = dict.fromkeys(thread_counts, float("inf"))
+        for _ in range(args.repeats):
+            for th in thread_counts:
+                torch.set_num_threads(th)
+                sec, pol = vectorised(r, args.steps)
+                best[th] = min(best[th], sec)
+            torch.set_num_threads(1)
+            lsec, loop_pol = loop(args.loop_runs, args.steps)
+            loop_best = min(loop_best, lsec)
+        for th in thread_counts:
+            row[f"vectorised_run_steps_per_s_{th}t"] = r * args.steps / best[th]
+        if r >= args.loop_runs:
+            row["max_abs_diff_vs_loop"] = float((pol[: args.loop_runs] - loop_pol).abs().max())
+        rows.append(row)
+        rates = "  ".join(
+            f"{th} thread(s): {row[f'vectorised_run_steps_per_s_{th}t']:,.0f}"
+            for th in thread_counts
+        )
+        print(f"R={r:5d}  vectorised run-steps/s  {rates}", flush=True)
+    loop_rate = args.loop_runs * args.steps / loop_best
+    for row in rows:
+        row["loop_run_steps_per_s"] = loop_rate
+        best_vec = max(v for k, v in row.items() if k.startswith("vectorised"))
+        row["speedup"] = best_vec / loop_rate
+    print(f"loop (1 thread): {loop_rate:,.0f} run-steps/s")
+    print(
+        f"{'R':>5} | "
+        + " | ".join(f"vectorised {t}t" for t in thread_counts)
+        + " | speedup vs loop | max |policy diff|"
+    )
+    for row in rows:
+        vec = " | ".join(
+            f"{row[f'vectorised_run_steps_per_s_{t}t']:>13,.0f}" for t in thread_counts
+        )
+        diff = row.get("max_abs_diff_vs_loop")
+        print(
+            f"{row['R']:>5} | {vec} | {row['speedup']:>15,.0f}x | {'' if diff is None else f'{diff:.1e}'}"
+        )
+    result = {
+        "benchmark": "bandit_speed",
+        "command": "python bench/bandit_speed.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "setup": {
+            "K": 50,
+            "G": 64,
+            "objective": "lad",
+            "divergence": "js",
+            "eta": 1.0,
+            "optimizer": "adam",
+            "lr": 5e-3,
+            "pi_old": "fixed uniform",
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "loop_runs": args.loop_runs,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "rows": rows,
+    }
+    _atomic_json(Path(args.out), result)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
