@@ -359,3 +359,17 @@ def test_warmup_then_schedule():
     trainer = make_trainer(cfg)
     factors = [trainer._lr_factor(u) for u in range(trainer.total_updates + 1)]
     assert factors == [0.25, 0.5, 0.75, 1.0, 0.5, 0.0]
+
+
+def test_trainer_imports_without_the_optional_packages():
+    """GPU machines import the trainer directly: no typer, rich, matplotlib, tensorboard, vllm."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('typer', 'rich', 'matplotlib', 'tensorboard', 'vllm', 'trl'): sys.modules[m] = None\n"
+        "import llm.trainer, llm.evaluate, llm.checkpoint\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
