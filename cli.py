@@ -106,6 +106,7 @@ _B_NOISE_STD = typer.Option(None, "--noise-std", help=_bh("noise_std"))
 _B_EPSILON = typer.Option(None, "--epsilon", help=_bh("epsilon"))
 _B_LOG_EVERY = typer.Option(None, "--log-every", help=_bh("log_every"))
 _B_DTYPE = typer.Option(None, "--dtype", help=_bh("dtype"))
+_B_POLICY_STEPS = typer.Option(None, "--policy-steps", help=_bh("policy_steps") + " (comma list)")
 _B_OUT = typer.Option(
     None, "--out", "-o", help="results directory (default results/bandit/<command>-<time>)"
 )
@@ -302,6 +303,7 @@ def bandit_run(
     epsilon: float | None = _B_EPSILON,
     log_every: int | None = _B_LOG_EVERY,
     dtype: str | None = _B_DTYPE,
+    policy_steps: str | None = _B_POLICY_STEPS,
     out: str | None = _B_OUT,
     threads: int = _B_THREADS,
 ) -> None:
@@ -332,6 +334,7 @@ def bandit_run(
         "epsilon": epsilon,
         "log_every": log_every,
         "dtype": dtype,
+        "policy_steps": _csv(policy_steps, int),
     }
     _bandit_train(from_dict({k: v for k, v in given.items() if v is not None}), out, "run", threads)
 
@@ -374,6 +377,7 @@ def bandit_sweep(
     epsilon: float | None = _B_EPSILON,
     log_every: int | None = _B_LOG_EVERY,
     dtype: str | None = _B_DTYPE,
+    policy_steps: str | None = _B_POLICY_STEPS,
     out: str | None = _B_OUT,
     threads: int = _B_THREADS,
 ) -> None:
@@ -405,6 +409,7 @@ def bandit_sweep(
         "epsilon": epsilon,
         "log_every": log_every,
         "dtype": dtype,
+        "policy_steps": _csv(policy_steps, int),
     }
     if given["etas"] is not None:
         base = base.replace(kappas=None)

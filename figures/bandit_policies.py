@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from figures import style
 from figures.io import BanditData, load_bandit, read_csv
@@ -99,7 +101,12 @@ def figure_fig1(data_root: Path) -> Figure:
         ax.set_xlabel("arm")
     axes[0].set_ylabel("probability")
     axes[1 + len(divs)].set_ylabel("probability")
-    axes[0].legend(loc="center right", fontsize=7)
+    handles = [
+        Patch(color=style.COLORS["target"], label=style.TARGET_LABEL),
+        Line2D([], [], color="#555555", marker="o", ms=2, label="final policy, mean over seeds"),
+        Patch(color="#555555", alpha=0.25, label="min-max over seeds"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
     cfg = fixed.config
     fig.suptitle(
         f"Bandit, {fixed.meta['landscape']['name']} landscape, K={len(fixed.rewards)}: final policy after "
