@@ -659,7 +659,15 @@ def llm_demo(
         "main", help="main (GRPO, LAD-JS, LAD-KL), eta (LAD-JS over kappa) or divergence"
     ),
     config: str | None = typer.Option(
-        None, "--config", "-c", help="demo YAML (configs/llm/demo.yaml)"
+        None, "--config", "-c", help="demo YAML (configs/llm/demo/demo.yaml)"
+    ),
+    methods: str | None = typer.Option(
+        None, "--methods", help="run only these methods of the config, e.g. grpo,lad_js"
+    ),
+    train: list[str] | None = typer.Option(
+        None,
+        "--train",
+        help="extra trainer override for every method (repeatable), e.g. algorithm.num_iterations=4",
     ),
     workers: int | None = typer.Option(None, "--workers", "-j", help="runs in parallel"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw OUT/figures"),
@@ -668,7 +676,8 @@ def llm_demo(
     import dataclasses
     import time
 
-    from llm.demo import DemoConfig, results_file, run_demo
+    from llm.demo import run_demo
+    from llm.demo_config import DemoConfig, results_file
 
     cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
     if quick:
@@ -677,6 +686,10 @@ def llm_demo(
         cfg = dataclasses.replace(cfg, seeds=_parse_seeds(seeds))
     if workers is not None:
         cfg = dataclasses.replace(cfg, workers=workers)
+    if train:
+        cfg = dataclasses.replace(cfg, train=[*cfg.train, *train])
+    if methods is not None:
+        cfg = cfg.select(methods.replace(",", " ").split())
     start = time.perf_counter()
     results = run_demo(cfg, out, log=typer.echo, sweep=sweep)
     n = results["eval_n"]

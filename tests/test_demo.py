@@ -1,0 +1,338 @@
+"""`lad llm demo`: the multi-answer task, its verifier and reward, the tokenizer, the warm-up data,
+the task-aware scoring, the --quick run end to end, and the LLM figures from saved logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from llm.demo_config import DemoConfig, sweep_config
+from llm.tasks.multi_answer import (
+    Spec,
+    answer_space,
+    build_tokenizer,
+    default_specs,
+    multi_answer_reward,
+    parse_answer,
+    valid_answers,
+    verify,
+    warmup_examples,
+)
+from llm.tasks.scoring import score_samples
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / "tests" / "data" / "llm_demo_logs"  # a --quick demo + --quick eta sweep, trimmed
+
+
+# --- the task ----------------------------------------------------------------------------------------
+
+VERIFY_CASES = [
+    ("sum:12", "3+9", True),
+    ("sum:12", " 9+3\n", True),  # surrounding whitespace is ignored
+    ("sum:12", "6+6", True),
+    ("sum:12", "3 + 9", False),  # inner spaces are not the format
+    ("sum:12", "12+0", False),  # two digits, not numbers
+    ("sum:12", "3+8", False),
+    ("sum:12", "3+9+0", False),
+    ("sum:12", "", False),
+    ("sum:0", "0+0", True),
+    ("sum:18", "9+9", True),
+    ("mult:4:30", "12", True),
+    ("mult:4:30", "28", True),
+    ("mult:4:30", "32", False),  # not below the bound
+    ("mult:4:30", "30", False),
+    ("mult:4:30", "0", False),  # positive multiples only
+    ("mult:4:30", "04", False),  # no leading zero
+    ("mult:4:30", "4", True),
+    ("mult:4:30", "4.0", False),
+    ("mult:4:30", "-4", False),
+    ("mult:9:20", "18", True),
+]
+
+
+@pytest.mark.parametrize(("key", "completion", "expected"), VERIFY_CASES)
+def test_verify(key, completion, expected):
+    assert verify(Spec.parse(key), completion) is expected
+
+
+@pytest.mark.parametrize("spec", default_specs(), ids=lambda s: s.key)
+def test_valid_answers_are_exactly_the_verified_part_of_the_answer_space(spec):
+    brute = [a for a in answer_space(spec) if verify(spec, a)]
+    assert valid_answers(spec) == brute
+    if spec.family == "sum":
+        assert len(brute) == min(spec.target, 18 - spec.target) + 1
+    else:
+        assert len(brute) == (spec.bound - 1) // spec.divisor
+    assert all(parse_answer(spec, a) == a for a in answer_space(spec))
+
+
+def test_default_prompts_vary_in_difficulty():
+    counts = [len(valid_answers(s)) for s in default_specs()]
+    assert len(counts) == 43 and min(counts) == 1 and max(counts) == 29
+    assert len({s.prompt for s in default_specs()}) == 43
+
+
+def test_reward_is_trl_style_with_none_for_other_tasks():
+    completions = ["3+9", " 12 ", "4+4", "x", [{"role": "assistant", "content": "5+7"}]]
+    answers = ["sum:12", "mult:4:30", "sum:9", "42", "sum:12"]
+    out = multi_answer_reward(["p"] * 5, completions, answer=answers, data_source=["d"] * 5)
+    assert out == [1.0, 1.0, 0.0, None, 1.0]
+
+
+def test_reward_errors_name_the_problem():
+    with pytest.raises(ValueError, match="'answer' column"):
+        multi_answer_reward(["p"], ["3+9"])
+    with pytest.raises(ValueError, match="answer has 2 rows"):
+        multi_answer_reward(["p"], ["3+9"], answer=["sum:12", "sum:3"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"family": "sum", "target": 19}, "sum target must be in"),
+        ({"family": "mult", "divisor": 5, "bound": 5}, "mult needs"),
+        ({"family": "prime"}, "family='prime' is not valid"),
+    ],
+)
+def test_spec_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Spec(**kwargs)
+    with pytest.raises(ValueError, match="not a multi-answer spec"):
+        Spec.parse("sum:1:2")
+
+
+def test_tokenizer_round_trips_the_task_and_reloads_from_a_model_dir(tmp_path):
+    from llm.demo import check_tokenizer_round_trip
+    from llm.models import tiny_model
+
+    tok = build_tokenizer()
+    assert (tok.pad_token_id, tok.eos_token_id, len(tok)) == (0, 2, 109)
+    for spec in default_specs():
+        for text in valid_answers(spec):
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            assert tok.unk_token_id not in ids and tok.decode(ids) == text
+        assert tok.unk_token_id not in tok(spec.prompt)["input_ids"]
+    assert tok.tokenize("mult 4 below 30:") == ["mult", "4", "below", "30", ":"]
+    # the trainer reloads the tokenizer with AutoTokenizer from the checkpoint directory
+    model = tiny_model("llama", vocab_size=len(tok))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    check_tokenizer_round_trip(tmp_path, tok)
+
+
+def test_warmup_examples_teach_the_format_not_the_answers():
+    specs = default_specs()
+    pairs = warmup_examples(specs, 4000, 0.5, random.Random(0))
+    by_prompt = {s.prompt: s for s in specs}
+    assert all(parse_answer(by_prompt[p], c) == c for p, c in pairs)  # always well-formed
+    frac = np.mean([verify(by_prompt[p], c) for p, c in pairs])
+    chance = np.mean([len(valid_answers(s)) / len(answer_space(s)) for s in specs])
+    assert abs(frac - (0.5 + 0.5 * chance)) < 0.03
+    # no preference among correct answers: the most frequent correct answer of "sum 9:" is not
+    # much more frequent than the average one
+    counts = Counter(c for p, c in pairs if p == "sum 9:" and verify(by_prompt[p], c))
+    assert len(counts) == 10 and max(counts.values()) < 3 * np.mean(list(counts.values()))
+    assert all(
+        verify(by_prompt[p], c) for p, c in warmup_examples(specs, 200, 1.0, random.Random(1))
+    )
+    with pytest.raises(ValueError, match="correct_frac"):
+        warmup_examples(specs, 10, 1.5, random.Random(0))
+
+
+# --- scoring -------------------------------------------------------------------------------------------
+
+
+def test_score_samples_counts_whole_answers():
+    tok = build_tokenizer()
+    samples = [
+        {
+            "answer": "sum:12",
+            "completions": ["3+9", "3+9", "4+8", "5+5"],
+            "correct": [True, True, True, False],
+        },
+        {
+            "answer": "mult:9:20",
+            "completions": ["9", "18", "x", "27"],
+            "correct": [True, True, False, False],
+        },
+    ]
+    out = score_samples(samples, tok)
+    m = out["metrics"]
+    # "3+9" and "4+8" are two answers (the last-number extractor would see "9" and "8")
+    assert m["distinct_correct/mean"] == pytest.approx((2 + 2) / 2)
+    assert m["distinct_correct/coverage"] == pytest.approx((2 / 7 + 2 / 2) / 2)
+    h1 = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    assert m["correct_entropy"] == pytest.approx((h1 + math.log(2)) / 2)
+    assert m["avg@4"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    assert m["well_formed"] == pytest.approx(7 / 8)
+    assert out["answer_counts"]["mult:9:20"] == {"9": 1, "18": 1, "<malformed>": 1, "27": 1}
+
+
+def test_demo_config_yaml_spells_out_the_defaults():
+    assert DemoConfig.from_yaml(ROOT / "configs" / "llm" / "demo" / "demo.yaml") == DemoConfig()
+    cfg = DemoConfig().trainer_config("lad_kl", 3, Path("o"), Path("w"), Path("p.jsonl"))
+    assert (cfg.algorithm.loss_mode, cfg.algorithm.divergence, cfg.trainer.seed) == ("lad", "kl", 3)
+    assert cfg.algorithm.num_iterations == 2 and cfg.trainer.mini_batch_size == 4
+    eta = sweep_config(DemoConfig(), "eta")
+    assert sorted(eta.methods) == sorted(f"lad_js_kappa{k:g}" for k in (0.5, 1, 2, 4, 8, 16))
+    assert "grpo" in sweep_config(DemoConfig(), "divergence").methods
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seeds": []}, "seeds must hold"),
+        ({"warmup_correct_frac": 2.0}, "warmup_correct_frac"),
+        ({"train": ["trainer.max_steps=0"]}, "trainer.max_steps"),
+        ({"methods": {"x": ["algorithm.divergence=nope"]}}, "nope"),
+    ],
+)
+def test_demo_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DemoConfig(**kwargs)
+
+
+def test_demo_cli_bad_input_is_one_line_exit_2(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["llm", "demo", "--quick", "--seeds", "a,b", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "--seeds 'a,b' is not valid" in r.output
+    r = runner.invoke(app, ["llm", "demo", "--quick", "--sweep", "nope", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "sweep='nope'" in r.output
+
+
+# --- the --quick run end to end --------------------------------------------------------------------------
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["llm", "demo", "--quick", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    results = json.loads((out / "results.json").read_text())
+    assert [(x["method"], x["seed"]) for x in results["runs"]] == [
+        ("grpo", 0),
+        ("lad_js", 0),
+        ("lad_kl", 0),
+    ]
+    assert results["config"]["seeds"] == [0] and results["eval_n"] == 8
+    warm = results["warmup"]["metrics"]
+    assert warm["well_formed"] > 0.5 and 0 < warm["avg@8"] < 1  # the format is learnt, not the task
+    for run in results["runs"]:
+        d = out / run["dir"]
+        cfg = json.loads((d / "config.json").read_text())["config"]
+        assert cfg["algorithm"]["loss_mode"] == run["objective"]
+        assert cfg["model"]["path"] == str(out / "warmup")
+        steps = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        assert [s["step"] for s in steps] == [1, 2, 3, 4]
+        assert all(0 <= s["reward"] <= 1 and s["entropy"] >= 0 for s in steps)
+        curve = json.loads((d / "eval_curve.json").read_text())["curve"]
+        assert [c["step"] for c in curve] == [0, 2, 4]
+        assert curve[0]["avg@8"] == warm["avg@8"]  # step 0 is the shared warm-up policy
+        final = json.loads((d / "eval_final.json").read_text())
+        assert (
+            final["metrics"] == curve[-1] | {"step": 4}
+            or final["metrics"].items() <= curve[-1].items()
+        )
+        counts = final["answer_counts"]
+        assert set(counts) == set(results["valid_answers"]) and all(
+            sum(c.values()) == 8 for c in counts.values()
+        )
+        assert (d / "checkpoints" / "step_00000004" / "model.safetensors").is_file()
+    s = results["summary"]["lad_js"]["distinct_correct/mean"]
+    assert s["values"] == [results["runs"][1]["final"]["distinct_correct/mean"]]
+    for stem in ("llm_demo", "llm_answers", "llm_cost"):
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 10_000
+    assert "distinct correct" in r.output and "results.json" in r.output
+
+
+# --- figures from the saved log fixture ------------------------------------------------------------------
+
+
+def test_fixture_is_complete():
+    results = json.loads((LOGS / "results.json").read_text())
+    for run in results["runs"]:
+        assert (LOGS / run["dir"] / "metrics.jsonl").is_file()
+
+
+def test_figure_demo_draws_what_the_logs_hold():
+    from figures import llm as fl
+
+    results, groups = fl.load_demo(LOGS)
+    fig = fl.figure_demo(LOGS)
+    axes = fig.axes
+    assert len(axes) == 6
+    # panel (e): bar heights are the mean over seeds of the logged final values
+    heights = [p.get_height() for p in axes[4].patches]
+    expected = [
+        np.mean([r.final["distinct_correct/mean"] for r in runs]) for runs in groups.values()
+    ]
+    assert heights == pytest.approx(expected)
+    # panel (d): each method's last point is its mean final (accuracy, distinct correct)
+    n = results["eval_n"]
+    for line, runs in zip(axes[3].get_lines()[::2], groups.values(), strict=False):
+        x, y = line.get_data()
+        assert x[-1] == pytest.approx(np.mean([r.curve[-1][f"avg@{n}"] for r in runs]))
+        assert y[-1] == pytest.approx(np.mean([r.curve[-1]["distinct_correct/mean"] for r in runs]))
+
+
+def test_answer_histogram_shares_sum_to_one():
+    from figures import llm as fl
+
+    results = json.loads((LOGS / "results.json").read_text())
+    ax = fl.draw_answer_histogram(results, "sum:9")
+    n_series = 1 + len(results["answer_counts"])
+    n_columns = len(results["valid_answers"]["sum:9"]) + 2
+    heights = np.asarray([p.get_height() for p in ax.patches]).reshape(n_series, n_columns)
+    assert heights.sum(1) == pytest.approx(np.ones(n_series))
+    with pytest.raises(ValueError, match=r"not in results\.json"):
+        fl.draw_answer_histogram(results, "sum:99")
+
+
+def test_paper_figures_from_run_logs():
+    from figures import llm as fl
+
+    runs = fl.find_runs([LOGS])
+    assert {r.method for r in runs} >= {"grpo", "lad_js", "lad_kl", "lad_js_kappa0.5"}
+    assert fl.sweep_divergences(runs) == ["js"]
+    fig = fl.figure_eta_sweep(runs)
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("LAD"))
+    etas = sorted({r.eta for r in runs if r.divergence == "js"})
+    assert list(line.get_xdata()) == pytest.approx(etas)
+    assert fl.common_eta(runs) == pytest.approx(0.25)
+    fig = fl.figure_divergences(runs)
+    assert len(fig.axes[0].patches) == 2  # js and kl at eta = 0.25
+    cost = fl.figure_cost(runs)
+    assert len(cost.axes) == 2
+    assert all(t > 0 for r in runs for t in fl.time_per_token(r))
+
+
+def test_figures_cli_writes_files_and_rejects_missing_logs(tmp_path):
+    runner = CliRunner()
+    for cmd, stems in (
+        ("llm", ("llm_demo", "llm_answers")),
+        ("eta-sweep", ("llm_eta",)),
+        ("divergences", ("llm_divergences",)),
+        ("cost", ("llm_cost",)),
+    ):
+        r = runner.invoke(app, ["figures", cmd, "--runs", str(LOGS), "--out", str(tmp_path)])
+        assert r.exit_code == 0, r.output
+        for stem in stems:
+            assert (tmp_path / f"{stem}.png").is_file() and (tmp_path / f"{stem}.pdf").is_file()
+    r = runner.invoke(
+        app, ["figures", "llm", "--runs", str(tmp_path / "nope"), "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 2 and "does not exist" in r.output
+    only_main = tmp_path / "main"
+    shutil.copytree(LOGS, only_main, ignore=shutil.ignore_patterns("lad_js_kappa*"))
+    r = runner.invoke(
+        app, ["figures", "eta-sweep", "--runs", str(only_main), "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 2 and "--sweep eta" in r.output
