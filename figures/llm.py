@@ -240,7 +240,7 @@ def draw_diversity_vs_accuracy(groups: dict[str, list[RunLog]], ax: Axes | None 
             label=f"{method_label(runs[0])} (n={len(runs)})",
         )
         ax.plot(acc.mean(0)[-1], div.mean(0)[-1], "s", ms=6, color=c)
-    ax.plot([], [], "ks", ms=5, label="end of training")
+    ax.set_title("training goes left to right; squares: the end", fontsize=8)
     ax.set_xlabel(f"accuracy avg@{n}")
     ax.set_ylabel("distinct correct answers / prompt")
     return ax
@@ -271,8 +271,15 @@ def draw_final_bars(
         ax.plot(np.full(vals.size, i) + np.linspace(-0.15, 0.15, vals.size), vals, "k.", ms=4)
         names.append(method_label(runs[0]).replace(" ($", "\n($"))
     if start is not None:
-        ax.axhline(start, color="k", ls=":", lw=1, label="before RL (warm-up)")
-        ax.legend(loc="lower right")
+        ax.axhline(start, color="k", ls=":", lw=1)
+        ax.annotate(
+            "before RL",
+            (1.0, start),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel(ylabel or key)
     return ax

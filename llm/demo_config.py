@@ -98,13 +98,14 @@ class DemoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
-        self.trainer_config("check", 0, Path("runs/check"), Path("warmup"), Path("prompts.jsonl"))
+        for method in self.methods:  # every run's trainer config must be valid up front
+            self.trainer_config(method, 0, Path("runs/check"), Path("warmup"), Path("prompts.jsonl"))
 
     def trainer_config(self, method: str, seed: int, out: Path, warmup_dir: Path, prompts: Path):
         """The validated llm.config.TrainConfig of one run (demo settings win over the method's)."""
         from llm.config import load_config
 
-        if method not in self.methods and method != "check":
+        if method not in self.methods:
             raise ValueError(
                 f"method={method!r} is not valid; expected one of {sorted(self.methods)}"
             )
@@ -120,7 +121,7 @@ class DemoConfig:
             "trainer.device=cpu",
             "eval.max_prompts=null",
         ]
-        return load_config(None, [*self.train, *self.methods.get(method, []), *pinned])
+        return load_config(None, [*self.train, *self.methods[method], *pinned])
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DemoConfig:
