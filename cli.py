@@ -447,7 +447,7 @@ def bandit_compare(
         refreshed |= res.config.refresh_every > 0 or res.config.init != "uniform"
         for r in results.summarise(results.final_rows(res)):
             rows.append(r)
-            source.append(str(d))
+            source.append("/".join(Path(d).resolve().parts[-2:]))  # short label; --csv keeps it
     if sort is not None:
         if sort not in results.SUMMARY_METRICS:
             raise ValueError(

@@ -100,7 +100,7 @@ def figure_fig2(data_root: Path) -> Figure:
             m = data.metrics.where(objective=obj, divergence=d)
             ax_tv.plot(
                 m["step"],
-                np.maximum(m["tv"], 1e-6),
+                np.maximum(m["tv"], 1e-12),  # exact zeros cannot go on a log axis
                 color=style.color(obj, d) if obj != "lad_theory" else "#0b3d91",
                 ls=style.linestyle(obj),
                 label=name,
@@ -135,7 +135,7 @@ def figure_fig2(data_root: Path) -> Figure:
     cfg = data.config
     fig.suptitle(
         f"3-arm bandit, rewards {tuple(data.rewards.round(2).tolist())}, eta = 1: SGD (lr {cfg['lrs'][0]:g}) on the exact "
-        f"expected losses, {cfg['steps']} steps; GRPO = unclipped surrogate with fixed $\\pi_{{old}}$",
+        f"expected losses, {cfg['steps']} steps\nGRPO = unclipped surrogate with fixed $\\pi_{{old}}$ (advantage maximisation)",
         fontsize=8.5,
     )
     return fig

@@ -84,7 +84,7 @@ def figure_curves(data_root: Path) -> Figure:
         -(target * np.log(target)).sum(), color="black", ls=":", lw=1, label="entropy of $P_A$"
     )
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("TV($P_\\pi$, $P_A$)")
+    axes[0].set_ylabel("TV($P_\\pi$, $P_A$) (floored at 1e-5)")
     axes[1].set_ylabel("entropy of $\\pi$ (nats)")
     for ax in axes:
         ax.set_xlabel("step")

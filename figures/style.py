@@ -191,4 +191,6 @@ def save(
             Path(tmp).unlink(missing_ok=True)
             raise
         written.append(path)
+        # the first save laid the figure out; freeze it so the next format does not redo it
+        fig.set_layout_engine("none")
     return written
