@@ -237,10 +237,7 @@ def test_quick_demo_end_to_end(tmp_path):
         assert [c["step"] for c in curve] == [0, 2, 4]
         assert curve[0]["avg@8"] == warm["avg@8"]  # step 0 is the shared warm-up policy
         final = json.loads((d / "eval_final.json").read_text())
-        assert (
-            final["metrics"] == curve[-1] | {"step": 4}
-            or final["metrics"].items() <= curve[-1].items()
-        )
+        assert final["metrics"] == {k: v for k, v in curve[-1].items() if k != "step"}
         counts = final["answer_counts"]
         assert set(counts) == set(results["valid_answers"]) and all(
             sum(c.values()) == 8 for c in counts.values()
