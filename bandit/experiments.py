@@ -3,11 +3,11 @@ and writes result files into a directory. `lad figures` runs them, then draws fr
 
 | name       | what it writes                                                                  |
 |------------|---------------------------------------------------------------------------------|
-| fig1       | fixed/: GRPO (unclipped `reinforce` and clipped `grpo`), theoretical and practical |
-|            | LAD (kl, hellinger, js, tv) with pi_old fixed, 5 seeds, the paper's defaults;     |
-|            | onpolicy/: unclipped GRPO with pi_old refreshed every step (the clip never binds) |
+| fig1       | GRPO (unclipped `reinforce` and clipped `grpo`), theoretical and practical LAD   |
+|            | (kl, hellinger, js, tv), pi_old fixed, 5 seeds, the paper's defaults              |
+| onpolicy   | unclipped GRPO (the clip never binds on-policy) and practical LAD (kl, js) with    |
+|            | pi_old refreshed every step, 5 seeds                                              |
 | eta        | GRPO and practical LAD (kl, hellinger, js, tv) at eta in {0.25, 0.5, 1, 2, 4}     |
-| refresh    | the fig1 objectives with pi_old refreshed every step (iterative RL)              |
 | dynamics   | 3 arms, exact expectation, SGD: trajectories of GRPO, theoretical and practical   |
 |            | LAD (hellinger, js) from one start, and the practical loss on a grid (Figure 2)   |
 | surrogate  | Theorem B.1: loss and gradient gaps against the trust-region size (bandit/theory) |
@@ -70,23 +70,22 @@ def _register(name: str, description: str) -> Callable[[RunFn], RunFn]:
     return deco
 
 
-def _chain(progress: Progress | None, parts: list[int]) -> list[Progress | None]:
-    """Split one progress bar over consecutive sub-runs of the given sizes."""
-    if progress is None:
-        return [None] * len(parts)
-    total = sum(parts)
-    offsets = np.cumsum([0, *parts[:-1]])
-    return [lambda done, _t, o=int(o): progress(o + done, total) for o in offsets]
-
-
-def fig1_configs() -> dict[str, BanditConfig]:
-    fixed = BanditConfig(
+def fig1_config() -> BanditConfig:
+    """The paper's defaults (K = 50 trimodal, 4000 steps, Adam lr 5e-3, G = 64, eta = 1), pi_old
+    fixed: GRPO unclipped and clipped, theoretical and practical LAD, 5 seeds."""
+    return BanditConfig(
         objectives=("reinforce", "grpo", "lad_theory", "lad"),
         divergences=FIG1_DIVERGENCES,
         n_seeds=5,
     )
-    onpolicy = BanditConfig(objectives=("reinforce",), n_seeds=5, refresh_every=1)
-    return {"fixed": fixed, "onpolicy": onpolicy}
+
+
+def onpolicy_config() -> BanditConfig:
+    """The same defaults with pi_old refreshed every step: on-policy GRPO (its clip never binds)
+    and practical LAD, as in iterative RL."""
+    return BanditConfig(
+        objectives=("reinforce", "lad"), divergences=("kl", "js"), n_seeds=5, refresh_every=1
+    )
 
 
 def shorten(config: BanditConfig, steps: int | None) -> BanditConfig:
@@ -101,22 +100,23 @@ def shorten(config: BanditConfig, steps: int | None) -> BanditConfig:
     )
 
 
-def _run_configs(
-    configs: dict[str, BanditConfig], out: Path, progress: Progress | None, steps: int | None
+def _train_into(
+    config: BanditConfig, out: Path, progress: Progress | None, steps: int | None
 ) -> None:
-    configs = {k: shorten(c, steps) for k, c in configs.items()}
-    steps = [c.steps for c in configs.values()]
-    for (sub, config), prog in zip(configs.items(), _chain(progress, steps), strict=True):
-        results.save(
-            train(config, prog), out / sub, command=["lad", "figures", f"({out.name}/{sub})"]
-        )
+    result = train(shorten(config, steps), progress)
+    results.save(result, out, command=["lad", "figures", f"(experiment {out.name})"])
 
 
 @_register(
     "fig1", "Figure 1: learned policies of GRPO and (theoretical, practical) LAD against P_A"
 )
 def run_fig1(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
-    _run_configs(fig1_configs(), out, progress, steps)
+    _train_into(fig1_config(), out, progress, steps)
+
+
+@_register("onpolicy", "GRPO and practical LAD with pi_old refreshed every step (iterative RL)")
+def run_onpolicy(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
+    _train_into(onpolicy_config(), out, progress, steps)
 
 
 def eta_config() -> BanditConfig:
@@ -127,20 +127,7 @@ def eta_config() -> BanditConfig:
 
 @_register("eta", "eta sweep: TV to P_A, coverage and entropy against eta")
 def run_eta(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
-    _run_configs({"sweep": eta_config()}, out, progress, steps)
-
-
-def refresh_config() -> BanditConfig:
-    return BanditConfig(
-        objectives=("reinforce", "lad"), divergences=FIG1_DIVERGENCES, n_seeds=5, refresh_every=1
-    )
-
-
-@_register(
-    "refresh", "pi_old refreshed every step (iterative RL), to set against fig1's fixed pi_old"
-)
-def run_refresh(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
-    _run_configs({"refresh": refresh_config()}, out, progress, steps)
+    _train_into(eta_config(), out, progress, steps)
 
 
 def dynamics_config(rewards_file: Path) -> BanditConfig:

@@ -1,6 +1,6 @@
 """Learned policies against the target P_A: the paper's Figure 1 and the landscapes.
 
-Figure 1 (data: the `fig1` experiment): small multiples over 50 arms, P_A as grey bars and each
+Figure 1 (data: the `fig1` and `onpolicy` experiments): small multiples over 50 arms, P_A as grey bars and each
 objective's final policy (mean over seeds, band = min..max over seeds) as a line. Top row: GRPO as
 advantage maximisation (the unclipped surrogate, loss_mode `reinforce`, pi_old fixed at the
 initial policy) and theoretical LAD; bottom row: GRPO on-policy (pi_old refreshed every step, where
@@ -87,9 +87,9 @@ def _panel(data: BanditData, objective: str, divergence: str, ax: Axes) -> Axes:
 
 @style.house_style
 def figure_fig1(data_root: Path) -> Figure:
-    """Figure 1 from data_root/fig1/{fixed,onpolicy}."""
-    fixed = load_bandit(Path(data_root) / "fig1" / "fixed")
-    onpolicy = load_bandit(Path(data_root) / "fig1" / "onpolicy")
+    """Figure 1 from data_root/fig1 (pi_old fixed) and data_root/onpolicy (its GRPO)."""
+    fixed = load_bandit(Path(data_root) / "fig1")
+    onpolicy = load_bandit(Path(data_root) / "onpolicy")
     divs = [d for d in fixed.config["divergences"]]
     fig, axes = style.new_figure(2, 1 + len(divs), panel=(2.7, 2.1))
     _panel(fixed, "reinforce", "", axes[0])

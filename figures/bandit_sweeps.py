@@ -3,7 +3,7 @@
 - `figure_curves` (data: fig1): TV(P_pi, P_A) and entropy over steps for every objective of
   Figure 1, mean and 95% bootstrap CI over seeds.
 - `figure_eta` (data: eta): final TV to P_A(eta), modes covered and entropy against eta.
-- `figure_refresh` (data: fig1, refresh): pi_old fixed at the initial policy against pi_old
+- `figure_refresh` (data: fig1, onpolicy): pi_old fixed at the initial policy against pi_old
   refreshed every step (iterative RL): TV(pi, P_A) and largest arm mass over steps, and the final
   policies with refreshing. The policy itself is compared with P_A here (`tv_pi`), because the
   policy-induced P_pi is measured against a pi_old that moves.
@@ -60,7 +60,7 @@ def _curve(table: Table, value: str) -> tuple[np.ndarray, np.ndarray]:
 @style.house_style
 def figure_curves(data_root: Path) -> Figure:
     """Learning curves of Figure 1's runs (pi_old fixed)."""
-    data = load_bandit(Path(data_root) / "fig1" / "fixed")
+    data = load_bandit(Path(data_root) / "fig1")
     rng = np.random.default_rng(BAND_SEED)
     fig, axes = style.new_figure(1, 2, panel=(4.2, 3.0))
     cfg = data.config
@@ -99,7 +99,7 @@ def figure_curves(data_root: Path) -> Figure:
 @style.house_style
 def figure_eta(data_root: Path) -> Figure:
     """Final metrics against eta (the eta sweep)."""
-    data = load_bandit(Path(data_root) / "eta" / "sweep")
+    data = load_bandit(Path(data_root) / "eta")
     rng = np.random.default_rng(BAND_SEED)
     fig, axes = style.new_figure(1, 3, panel=(3.2, 2.7))
     etas = np.asarray(sorted({float(e) for e in data.metrics["eta"]}))
@@ -139,8 +139,8 @@ def figure_eta(data_root: Path) -> Figure:
 @style.house_style
 def figure_refresh(data_root: Path, show: tuple[str, ...] = ("reinforce", "kl", "js")) -> Figure:
     """pi_old fixed vs refreshed every step: curves of the shown methods, final refreshed policies."""
-    fixed = load_bandit(Path(data_root) / "fig1" / "fixed")
-    refreshed = load_bandit(Path(data_root) / "refresh" / "refresh")
+    fixed = load_bandit(Path(data_root) / "fig1")
+    refreshed = load_bandit(Path(data_root) / "onpolicy")
     rng = np.random.default_rng(BAND_SEED)
     chosen = [(o, d) for o, d in methods(refreshed) if o == "reinforce" or d in show][:3]
     fig, axes = style.new_figure(2, 3, panel=(3.3, 2.5))

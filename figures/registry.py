@@ -43,7 +43,7 @@ def _add(
 _add(
     "fig1",
     "Figure 1: final policies of GRPO, theoretical and practical LAD against P_A (50 arms)",
-    ("fig1",),
+    ("fig1", "onpolicy"),
     bandit_policies.figure_fig1,
 )
 _add(
@@ -73,7 +73,7 @@ _add(
 _add(
     "refresh",
     "pi_old fixed vs refreshed every step",
-    ("fig1", "refresh"),
+    ("fig1", "onpolicy"),
     bandit_sweeps.figure_refresh,
 )
 _add(

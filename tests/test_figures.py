@@ -134,7 +134,7 @@ def test_fig1_says_which_grpo_it_drew(data_root):
         sum("LAD practical" in t for t in titles) == 4
         and sum("LAD theoretical" in t for t in titles) == 4
     )
-    data = load_bandit(data_root / "fig1" / "fixed")
+    data = load_bandit(data_root / "fig1")
     lad_js = next(ax for ax in fig.axes if ax.get_title() == "LAD practical, JS")
     assert len(lad_js.patches) == len(data.rewards)  # P_A bars over every arm
     np.testing.assert_allclose(
