@@ -20,7 +20,9 @@ class SamplingConfig:
     """Sampling options, TRL names."""
 
     num_generations: int = field(default=8, metadata={"help": "completions per prompt (G)"})
-    max_completion_length: int = field(default=256, metadata={"help": "max new tokens per completion"})
+    max_completion_length: int = field(
+        default=256, metadata={"help": "max new tokens per completion"}
+    )
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass in (0, 1]"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
@@ -29,7 +31,9 @@ class SamplingConfig:
         if self.num_generations < 1:
             raise ValueError(f"num_generations must be >= 1, got {self.num_generations}")
         if self.max_completion_length < 1:
-            raise ValueError(f"max_completion_length must be >= 1, got {self.max_completion_length}")
+            raise ValueError(
+                f"max_completion_length must be >= 1, got {self.max_completion_length}"
+            )
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
