@@ -38,7 +38,7 @@ VLLM_VENV ?= .venv-vllm
 .PHONY: test-vllm
 test-vllm:
 	bash scripts/setup_vllm_env.sh $(VLLM_VENV)
-	OMP_WAIT_POLICY=PASSIVE $(VLLM_VENV)/bin/python -m pytest -q -m '' tests/test_vllm.py
+	PYTHONPATH=$(CURDIR) OMP_WAIT_POLICY=PASSIVE $(VLLM_VENV)/bin/python -m pytest -q -m '' tests/test_vllm.py
 
 # labkit's loss as verl's policy loss `lad`, in its own env (verl 0.9.1 pins transformers<5.11;
 # scripts/setup_verl_env.sh creates or reuses it). Exit code 3 from the setup = verl could not be
@@ -48,7 +48,7 @@ VERL_VENV ?= .venv-verl
 test-verl:
 	@bash scripts/setup_verl_env.sh $(VERL_VENV); rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo "test-verl: SKIPPED: verl could not be installed (see the message above)"; exit 0; fi; \
-	test $$rc -eq 0 && $(VERL_VENV)/bin/python -m pytest -q tests/test_verl_integration.py
+	test $$rc -eq 0 && PYTHONPATH=$(CURDIR) $(VERL_VENV)/bin/python -m pytest -q tests/test_verl_integration.py
 
 bench: setup
 	$(BIN)/python bench/loss_cost.py

@@ -6,8 +6,9 @@
 #   2. verl==0.9.1 with --no-deps: its full dependency list (vllm-free but with ray[default], wandb,
 #      peft, tensorboard, torchdata, ...) is not needed to import and test the loss.
 #   3. The minimal set its import chain needs, pinned in requirements/verl-ci.txt.
-#   4. labkit itself with --no-deps (the plug-in imports labkit and torch only).
-# The env is reused when its stamp is newer than this script and the pins. Prints the setup time.
+# labkit itself is not installed: callers put the checkout on PYTHONPATH (make test-verl does).
+# The env is reused while its stamp holds the hash of this script and the pins (so it may live
+# outside the checkout, e.g. in a cache shared by CI runs). Prints the setup time.
 # Usage: scripts/setup_verl_env.sh [VENV_DIR]   (default .venv-verl, relative to the repo root)
 # Exit code 3 means verl could not be installed (CI skips the verl step with a message then).
 set -euo pipefail
@@ -17,7 +18,8 @@ PYTHON="${PYTHON:-python3}"
 PINS=requirements/verl-ci.txt
 STAMP="$VENV/.installed"
 
-if [[ -f "$STAMP" && "$STAMP" -nt "$0" && "$STAMP" -nt "$PINS" ]]; then
+KEY=$(cat "$0" "$PINS" | sha256sum | cut -c1-16)
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" ]]; then
     echo "setup_verl_env: reusing $VENV"
     exit 0
 fi
@@ -33,9 +35,8 @@ if ! pip_install --no-deps -c "$PINS" verl; then
 fi
 pip_install -c "$PINS" ray tensordict hydra-core omegaconf transformers codetiming datasets pillow \
     numpy packaging pytest
-pip_install --no-deps -e .
 # Fail here, not in the test, when the recipe stops producing a working env.
 "$VENV/bin/python" -c "import verl.trainer.ppo.core_algos, verl.workers.utils.losses, verl.utils.config"
 
-touch "$STAMP"
+echo "$KEY" > "$STAMP"
 echo "setup_verl_env: $VENV ready in $(( $(date +%s) - start )) s"
