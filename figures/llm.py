@@ -436,17 +436,21 @@ def common_eta(runs: Sequence[RunLog]) -> float | None:
 @style.house_style
 def figure_eta_sweep(runs: Sequence[RunLog]) -> Figure:
     """Paper Fig. 3: avg@n and pass@n of the final evaluation against eta (LAD runs, one line per
-    divergence; GRPO as a dashed level)."""
+    divergence; GRPO as a dashed level), plus the distinct correct answers per prompt."""
     divs = sweep_divergences(runs)
     if not divs:
         raise ValueError(
-            "the run logs hold no LAD divergence evaluated at two or more values of eta (run `lad llm demo --sweep eta`)"
+            "the run logs hold no LAD divergence evaluated at two or more values of eta "
+            "(run `lad llm demo --sweep eta`)"
         )
     lad = _lad_runs(runs)
     n = n_of(lad[0].final)
     rng = np.random.default_rng(BAND_SEED)
-    fig, axes = style.new_figure(1, 2, panel=(3.4, 2.7))
-    for ax, key in zip(axes, (f"avg@{n}", f"pass@{n}"), strict=True):
+    keys = [f"avg@{n}", f"pass@{n}"]
+    if all("distinct_correct/mean" in r.final for r in lad):
+        keys.append("distinct_correct/mean")
+    fig, axes = style.new_figure(1, len(keys), panel=(3.2, 2.7))
+    for ax, key in zip(axes, keys, strict=True):
         for div in divs:
             sub = [r for r in lad if r.divergence == div]
             etas = sorted({r.eta for r in sub})
@@ -454,22 +458,14 @@ def figure_eta_sweep(runs: Sequence[RunLog]) -> Figure:
                 bootstrap_ci(final_values([r for r in sub if r.eta == e], key)[:, None], rng)
                 for e in etas
             ]
-            mean = np.asarray([s[0][0] for s in stats])
+            c = style.color("lad", div)
             ax.fill_between(
-                etas,
-                [s[1][0] for s in stats],
-                [s[2][0] for s in stats],
-                color=style.color("lad", div),
-                alpha=0.2,
-                lw=0,
+                etas, [s[1][0] for s in stats], [s[2][0] for s in stats], color=c, alpha=0.2, lw=0
             )
+            seeds = min(len([r for r in sub if r.eta == e]) for e in etas)
+            name = style.DIVERGENCE_NAMES.get(div, div)
             ax.plot(
-                etas,
-                mean,
-                "-o",
-                ms=3,
-                color=style.color("lad", div),
-                label=f"LAD {style.DIVERGENCE_NAMES.get(div, div)}",
+                etas, [s[0][0] for s in stats], "-o", ms=3, color=c, label=f"LAD {name} (n={seeds})"
             )
         grpo = final_values(_grpo_runs(runs), key)
         if grpo.size:
@@ -478,75 +474,115 @@ def figure_eta_sweep(runs: Sequence[RunLog]) -> Figure:
             )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("$\\eta$ (= 1/$\\kappa$)")
-        ax.set_ylabel(key)
+        ax.set_ylabel("distinct correct / prompt" if key.startswith("distinct") else key)
     axes[0].legend()
     return fig
+
+
+def _bars(
+    ax: Axes, groups: dict[str, list[RunLog]], key: str, rng: np.random.Generator
+) -> dict[str, float]:
+    """One bar (mean, bootstrap CI) per divergence; returns the means."""
+    means = {}
+    for i, (div, runs) in enumerate(groups.items()):
+        vals = final_values(runs, key)
+        mean, lo, hi = bootstrap_ci(vals[:, None], rng)
+        means[div] = float(mean[0])
+        ax.bar(i, mean[0], color=style.color("lad", div), alpha=0.85)
+        ax.errorbar(
+            i, mean[0], yerr=[[mean[0] - lo[0]], [hi[0] - mean[0]]], color="k", capsize=3, lw=1
+        )
+    ax.set_xticks(
+        range(len(groups)), [style.DIVERGENCE_NAMES.get(d, d) for d in groups], rotation=30
+    )
+    return means
 
 
 @style.house_style
 def figure_divergences(runs: Sequence[RunLog]) -> Figure:
     """Paper Fig. 4: final avg@n per divergence (LAD at the eta most divergences share), strict
-    and non-strict means dashed, GRPO dotted."""
+    and non-strict means dashed, GRPO dotted; next to it the distinct correct answers."""
     eta = common_eta(runs)
     if eta is None:
         raise ValueError("no evaluated LAD runs among the run logs (final eval metrics missing)")
     lad = [r for r in _lad_runs(runs) if round(r.eta, 9) == eta]
     n = n_of(lad[0].final)
-    key = f"avg@{n}"
     rng = np.random.default_rng(BAND_SEED)
     order = [d for d in (*STRICT, *NON_STRICT) if any(r.divergence == d for r in lad)]
     order += [d for d in dict.fromkeys(r.divergence for r in lad) if d not in order]
-    fig, axes = style.new_figure(1, 1, panel=(4.6, 2.9))
-    ax = axes[0]
-    means = {}
-    for i, div in enumerate(order):
-        vals = final_values([r for r in lad if r.divergence == div], key)
-        mean, lo, hi = bootstrap_ci(vals[:, None], rng)
-        means[div] = mean[0]
-        ax.bar(i, mean[0], color=style.color("lad", div), alpha=0.85)
-        ax.errorbar(
-            i, mean[0], yerr=[[mean[0] - lo[0]], [hi[0] - mean[0]]], color="k", capsize=3, lw=1
-        )
-    for group, name, ls in ((STRICT, "strict", "--"), (NON_STRICT, "non-strict", "-.")):
-        vals = [means[d] for d in group if d in means]
-        if vals:
+    groups = {d: [r for r in lad if r.divergence == d] for d in order}
+    keys = [f"avg@{n}"] + (
+        ["distinct_correct/mean"] if all("distinct_correct/mean" in r.final for r in lad) else []
+    )
+    fig, axes = style.new_figure(1, len(keys), panel=(3.8, 2.9))
+    for ax, key in zip(axes, keys, strict=True):
+        means = _bars(ax, groups, key, rng)
+        for group, name, ls in ((STRICT, "strict", "--"), (NON_STRICT, "non-strict", "-.")):
+            vals = [means[d] for d in group if d in means]
+            if vals:
+                ax.axhline(
+                    np.mean(vals), color="k", ls=ls, lw=1, label=f"{name} mean {np.mean(vals):.3f}"
+                )
+        grpo = final_values(_grpo_runs(runs), key)
+        levels = list(means.values())
+        if grpo.size:
             ax.axhline(
-                np.mean(vals), color="k", ls=ls, lw=1, label=f"{name} mean {np.mean(vals):.3f}"
+                grpo.mean(),
+                color=style.COLORS["grpo"],
+                ls=":",
+                lw=1.5,
+                label=f"GRPO {grpo.mean():.3f}",
             )
-    grpo = final_values(_grpo_runs(runs), key)
-    if grpo.size:
-        ax.axhline(
-            grpo.mean(), color=style.COLORS["grpo"], ls=":", lw=1.5, label=f"GRPO {grpo.mean():.3f}"
-        )
-    ax.set_xticks(range(len(order)), [style.DIVERGENCE_NAMES.get(d, d) for d in order])
-    ax.set_ylabel(f"final {key} ($\\eta$={eta:g})")
-    lows = [v for v in means.values()] + ([grpo.mean()] if grpo.size else [])
-    ax.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows) + 0.08))
-    ax.legend(loc="lower right")
+            levels.append(float(grpo.mean()))
+        label = "distinct correct / prompt" if key.startswith("distinct") else key
+        ax.set_ylabel(f"final {label} ($\\eta$={eta:g})")
+        span = max(levels) - min(levels)
+        ax.set_ylim(max(0.0, min(levels) - 0.6 * span - 0.02), max(levels) + 0.5 * span + 0.02)
+        ax.legend(loc="lower right", fontsize=7)
     return fig
+
+
+def _short_label(run: RunLog) -> str:
+    if run.objective == "lad":
+        return f"LAD-{style.DIVERGENCE_NAMES.get(run.divergence, run.divergence)}"
+    return "GRPO" if run.objective == "grpo" else run.objective
 
 
 @style.house_style
 def figure_cost(runs: Sequence[RunLog]) -> Figure:
-    """Paper Fig. 5: per-step time per completion token across training, LAD vs GRPO (violins of
-    every step of every seed; whole step and the update alone)."""
-    groups = by_method(runs)
-    fig, axes = style.new_figure(1, 2, panel=(3.4, 2.7))
+    """Paper Fig. 5: per-step time per completion token across training, GRPO vs each LAD
+    divergence (at the common eta): violins over every step of every seed, for the whole step
+    and for the update alone; the panel title gives each median relative to GRPO's.
+
+    Wall-clock timings: compare runs that ran side by side on the same machine (a demo's
+    methods), not runs from different sessions."""
+    eta = common_eta(runs)
+    keep = [r for r in runs if r.objective != "lad" or round(r.eta, 9) == eta]
+    groups: dict[str, list[RunLog]] = {}
+    for r in keep:
+        groups.setdefault(_short_label(r), []).append(r)
+    if not groups:
+        raise ValueError("no run logs to draw the cost of")
+    fig, axes = style.new_figure(1, 2, panel=(3.6, 2.8))
     for ax, part in zip(axes, ("step", "update"), strict=True):
-        data, names, colors = [], [], []
-        for runs_ in groups.values():
-            data.append(1e3 * np.concatenate([time_per_token(r, part) for r in runs_]))
-            names.append(method_label(runs_[0]).replace(" ($", "\n($"))
-            colors.append(method_color(runs_[0]))
+        data = [
+            1e3 * np.concatenate([time_per_token(r, part) for r in rs]) for rs in groups.values()
+        ]
         parts = ax.violinplot(data, showmedians=True)
-        for body, c in zip(parts["bodies"], colors, strict=True):
-            body.set_facecolor(c)
+        for body, rs in zip(parts["bodies"], groups.values(), strict=True):
+            body.set_facecolor(method_color(rs[0]))
             body.set_alpha(0.6)
-        ax.set_xticks(range(1, len(names) + 1), names)
-        ax.set_ylabel(
-            f"ms per token ({'rollout + reward + update' if part == 'step' else 'update only'})"
-        )
+        ax.set_xticks(range(1, len(groups) + 1), list(groups), rotation=30)
+        ax.set_ylabel("ms per completion token")
         ax.set_yscale("log")
+        medians = {name: float(np.median(d)) for name, d in zip(groups, data, strict=True)}
+        title = "whole step" if part == "step" else "update only"
+        if "GRPO" in medians:
+            ratios = [
+                f"{k}/GRPO {v / medians['GRPO']:.2f}" for k, v in medians.items() if k != "GRPO"
+            ]
+            title += "\nmedian " + ", ".join(ratios[:3]) + (" ..." if len(ratios) > 3 else "")
+        ax.set_title(title, fontsize=8)
     return fig
 
 
@@ -568,5 +604,8 @@ def draw_all(root: str | Path, out_dir: str | Path, command: str | None = None) 
         and len({r.divergence for r in _lad_runs(runs) if round(r.eta, 9) == eta}) >= 2
     ):
         written += style.save(figure_divergences(runs), out_dir / "llm_divergences", command)
+    if (root / "results.json").is_file():  # the demo's methods ran side by side: comparable times
+        results = _read_json(root / "results.json")
+        runs = [load_run(root / r["dir"]) for r in results["runs"]]
     written += style.save(figure_cost(runs), out_dir / "llm_cost", command)
     return written
