@@ -175,6 +175,25 @@ def final_values(runs: Sequence[RunLog], key: str) -> np.ndarray:
     return np.asarray([r.final[key] for r in runs if r.final.get(key) is not None], dtype=float)
 
 
+def diversity_at_accuracy(run: RunLog, level: float, key: str = "distinct_correct/mean") -> float:
+    """`key` where the run's accuracy (avg@n along its eval curve) first reaches `level`, linearly
+    interpolated between the two evaluations around the crossing; NaN if it never does."""
+    n = n_of(run.curve[0])
+    acc = [c[f"avg@{n}"] for c in run.curve]
+    val = [c[key] for c in run.curve]
+    for i in range(1, len(acc)):
+        if acc[i - 1] <= level <= acc[i] and acc[i] > acc[i - 1]:
+            t = (level - acc[i - 1]) / (acc[i] - acc[i - 1])
+            return float(val[i - 1] + t * (val[i] - val[i - 1]))
+    return float(val[0]) if acc[0] == level else float("nan")
+
+
+def matched_accuracy(groups: dict[str, list[RunLog]]) -> float:
+    """The highest accuracy every run of every method reaches: where methods are compared."""
+    n = n_of(next(iter(groups.values()))[0].curve[0])
+    return float(min(max(c[f"avg@{n}"] for c in r.curve) for runs in groups.values() for r in runs))
+
+
 def time_per_token(run: RunLog, part: str = "step") -> np.ndarray:
     """Seconds per completion token of every step: part = step, rollout or update."""
     if part == "step":
@@ -240,7 +259,13 @@ def draw_diversity_vs_accuracy(groups: dict[str, list[RunLog]], ax: Axes | None 
             label=f"{method_label(runs[0])} (n={len(runs)})",
         )
         ax.plot(acc.mean(0)[-1], div.mean(0)[-1], "s", ms=6, color=c)
-    ax.set_title("training goes left to right; squares: the end", fontsize=8)
+    level = matched_accuracy(groups)
+    ax.axvline(level, color="k", ls=":", lw=0.8)
+    at = [
+        f"{_short_label(runs[0])} {np.nanmean([diversity_at_accuracy(r, level) for r in runs]):.2f}"
+        for runs in groups.values()
+    ]
+    ax.set_title(f"at avg@{n} = {level:.2f}: " + ", ".join(at), fontsize=7)
     ax.set_xlabel(f"accuracy avg@{n}")
     ax.set_ylabel("distinct correct answers / prompt")
     return ax
