@@ -99,7 +99,9 @@ class DemoConfig:
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         for method in self.methods:  # every run's trainer config must be valid up front
-            self.trainer_config(method, 0, Path("runs/check"), Path("warmup"), Path("prompts.jsonl"))
+            self.trainer_config(
+                method, 0, Path("runs/check"), Path("warmup"), Path("prompts.jsonl")
+            )
 
     def trainer_config(self, method: str, seed: int, out: Path, warmup_dir: Path, prompts: Path):
         """The validated llm.config.TrainConfig of one run (demo settings win over the method's)."""
