@@ -333,3 +333,23 @@ def test_figures_cli_writes_files_and_rejects_missing_logs(tmp_path):
         app, ["figures", "eta-sweep", "--runs", str(only_main), "--out", str(tmp_path)]
     )
     assert r.exit_code == 2 and "--sweep eta" in r.output
+
+
+def test_figures_all_redraws_llm_figures_only_when_demo_logs_exist(tmp_path, monkeypatch, capsys):
+    import cli
+    from figures import llm as fl
+
+    monkeypatch.setattr(fl, "DEMO_ROOT", tmp_path / "no_demo")
+    cli._llm_figures_if_saved(str(tmp_path / "out"))
+    assert "LLM figures skipped" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(fl, "DEMO_ROOT", LOGS)
+    cli._llm_figures_if_saved(str(tmp_path / "out"))
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {
+        "llm_demo.png",
+        "llm_answers.png",
+        "llm_eta.png",
+        "llm_divergences.png",
+        "llm_cost.pdf",
+    } <= names
