@@ -8,9 +8,11 @@ Figures:
   steps and against accuracy, final distinct correct answers per prompt, and one prompt's answer
   histogram (LAD vs GRPO, the demo).
 - `figure_answers`: answer histograms of several prompts against their valid answers.
-- `figure_eta_sweep` (paper Fig. 3): avg@n and pass@n against eta.
-- `figure_divergences` (paper Fig. 4): avg@n per divergence, strict and non-strict means dashed.
+- `figure_eta_sweep` (paper Fig. 3): avg@n and pass@n against eta (and distinct correct answers).
+- `figure_divergences` (paper Fig. 4): avg@n per divergence, strict and non-strict means dashed
+  (and distinct correct answers per divergence).
 - `figure_cost` (paper Fig. 5): distribution over training steps of the time per token.
+- `draw_all`: every one of them the logs under a directory allow (`lad figures all`, the demo).
 Bands and error bars: 95% percentile-bootstrap CI of the mean over seeds.
 """
 
