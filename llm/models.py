@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -226,6 +227,9 @@ def resolve_model_dir(spec: str, cache: Path | None = None) -> Path:
     return path
 
 
+_PLAIN_FAST = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
 def load_tokenizer(spec: str, cache: Path | None = None):
     """The tokenizer for `spec`, with left padding and a pad token (eos when it has none)."""
     from transformers import AutoTokenizer
@@ -233,7 +237,19 @@ def load_tokenizer(spec: str, cache: Path | None = None):
     if spec.startswith("tiny-"):
         tok = tiny_tokenizer()
     else:
-        tok = AutoTokenizer.from_pretrained(resolve_model_dir(spec, cache))
+        directory = resolve_model_dir(spec, cache)
+        config = directory / "tokenizer_config.json"
+        saved_class = (
+            json.loads(config.read_text()).get("tokenizer_class") if config.exists() else None
+        )
+        if saved_class in _PLAIN_FAST and (directory / "tokenizer.json").exists():
+            # a tokenizer built in code: AutoTokenizer would pick the model type's class
+            # (Qwen2Tokenizer for qwen2), which rebuilds its own BPE and encodes differently
+            from transformers import PreTrainedTokenizerFast
+
+            tok = PreTrainedTokenizerFast.from_pretrained(directory)
+        else:
+            tok = AutoTokenizer.from_pretrained(directory)
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
