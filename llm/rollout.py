@@ -8,7 +8,7 @@ Backends: `llm.rollout_hf.HFGenerator` (transformers `generate`, CPU and GPU) an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -85,3 +85,17 @@ def derive_seed(seed: int, *keys: int) -> int:
 
     state = np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
+    """EOS ids: the tokenizer's plus the model's generation_config ones (instruct models often
+    list two). Raises ValueError when there is none."""
+    ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+    extra = getattr(generation_config, "eos_token_id", None) if generation_config else None
+    if extra is not None:
+        ids.update([int(extra)] if isinstance(extra, int) else [int(i) for i in extra])
+    if not ids:
+        raise ValueError(
+            "tokenizer has no eos_token_id and the model no generation_config.eos_token_id"
+        )
+    return sorted(ids)

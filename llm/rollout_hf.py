@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from llm.rollout import RolloutBatch, SamplingConfig
+from llm.rollout import RolloutBatch, SamplingConfig, eos_token_ids
 
 Tensor = torch.Tensor
 
@@ -66,19 +66,6 @@ class _Sampler:
         return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
 
 
-def eos_token_ids(tokenizer: Any, model: torch.nn.Module) -> list[int]:
-    """The tokenizer's EOS plus the model generation_config's (instruct models often list two)."""
-    ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if extra is not None:
-        ids.update([int(extra)] if isinstance(extra, int) else [int(i) for i in extra])
-    if not ids:
-        raise ValueError(
-            "tokenizer has no eos_token_id and the model no generation_config.eos_token_id"
-        )
-    return sorted(ids)
-
-
 class HFGenerator:
     """`Generator` over a transformers causal LM that the trainer also updates (shared weights).
 
@@ -109,7 +96,7 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.generation_batch_size = generation_batch_size
         self.autocast_dtype = autocast_dtype
-        self.eos_token_ids = eos_token_ids(tokenizer, model)
+        self.eos_token_ids = eos_token_ids(tokenizer, getattr(model, "generation_config", None))
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """The generator samples from the trainer's module itself: only follow a new object."""

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llm.rollout import RolloutBatch, SamplingConfig
+from llm.rollout import RolloutBatch, SamplingConfig, eos_token_ids
 
 Tensor = torch.Tensor
 
@@ -79,21 +79,6 @@ def _import_vllm(device: str) -> Any:
             stacklevel=3,
         )
     return vllm
-
-
-def _eos_ids(tokenizer: Any, generation_config: Any) -> list[int]:
-    """EOS ids: the tokenizer's plus the model's generation_config ones (instruct models list 2)."""
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    extra = getattr(generation_config, "eos_token_id", None) if generation_config else None
-    if extra is not None:
-        ids.update([int(extra)] if isinstance(extra, int) else [int(i) for i in extra])
-    if not ids:
-        raise ValueError(
-            "tokenizer has no eos_token_id and the model no generation_config.eos_token_id"
-        )
-    return sorted(ids)
 
 
 class VLLMGenerator:
@@ -161,7 +146,7 @@ class VLLMGenerator:
             if not (Path(model_dir) / "config.json").is_file():
                 raise FileNotFoundError(f"model: no config.json in {model_dir!r}")
             generation_config = _read_generation_config(model_dir)
-        self.eos_token_ids = _eos_ids(tokenizer, generation_config)
+        self.eos_token_ids = eos_token_ids(tokenizer, generation_config)
 
         kwargs: dict[str, Any] = dict(
             model=model_dir,
