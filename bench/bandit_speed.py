@@ -17,10 +17,8 @@ best of `--repeats` (other processes share the machine), with vectorised and loo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from bandit.config import BanditConfig
 from bandit.landscapes import get_landscape
 from bandit.trainer import train
 from labkit import LossConfig, lad_loss
+from llm.logging import write_json_atomic
 
 
 def vectorised(r: int, steps: int) -> tuple[float, torch.Tensor]:
@@ -68,16 +67,6 @@ def loop(n_runs: int, steps: int) -> tuple[float, torch.Tensor]:
             opt.step()
         out.append(torch.softmax(logits.detach(), -1))
     return time.perf_counter() - t0, torch.stack(out)
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -166,7 +155,7 @@ def main() -> None:
         },
         "rows": rows,
     }
-    _atomic_json(Path(args.out), result)
+    write_json_atomic(Path(args.out), result)
     print(f"wrote {args.out}")
 
 

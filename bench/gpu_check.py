@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import torch  # noqa: E402
 VOCAB, VOCAB_TINY = 151936, 1000
 
 from labkit import LossConfig, compute_loss  # noqa: E402
+from llm.logging import write_json_atomic  # noqa: E402
 
 
 def parity_reward(prompts: list[str], completions: list[str], **columns) -> list[float]:
@@ -242,9 +242,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(result, f, indent=2)
-    os.replace(f.name, out)
+    write_json_atomic(out, result)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,15 @@ median time per call and the median of the per-repeat ratios LAD/GRPO; writes JS
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from labkit import DIVERGENCES, LossConfig, get_policy_loss
+from llm.logging import write_json_atomic
 
 
 def _step(name: str, cfg: LossConfig, old, new, adv, mask, sync) -> float:
@@ -84,9 +82,7 @@ def main() -> None:
         print(f"{k:<14} {result['median_ms'][k]:>10.2f} {r:>14.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(result, f, indent=2)
-    os.replace(f.name, out)
+    write_json_atomic(out, result)
     print(f"wrote {out}")
 
 

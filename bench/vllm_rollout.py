@@ -20,7 +20,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +29,9 @@ if os.environ.get("OMP_WAIT_POLICY") is None:  # must be set before torch loads 
     )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
 
+from llm.logging import write_json_atomic
 from llm.models import tiny_model, tiny_tokenizer
 from llm.rollout import SamplingConfig
 from llm.rollout_hf import HFGenerator
@@ -196,9 +195,7 @@ def main() -> None:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(report, f, indent=1)
-    os.replace(f.name, out)
+    write_json_atomic(out, report)
     print(f"wrote {out}")
 
 
