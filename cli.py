@@ -229,7 +229,7 @@ def _print_summary(
 @user_errors
 def bandit_landscape(
     name: str = typer.Argument(
-        "trimodal", help="built-in landscape: trimodal, bimodal, unimodal, plateau"
+        "trimodal", help="built-in landscape: trimodal, trimodal_wide, bimodal, unimodal, plateau"
     ),
     rewards: str | None = _B_REWARDS,
     arms: int = typer.Option(50, "--arms", "-K", help=_bh("n_arms")),

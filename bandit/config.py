@@ -39,7 +39,8 @@ class BanditConfig:
 
     # landscape
     landscape: str = field(
-        default="trimodal", metadata=_h("built-in landscape: trimodal, bimodal, unimodal, plateau")
+        default="trimodal",
+        metadata=_h("built-in landscape: trimodal, trimodal_wide, bimodal, unimodal, plateau"),
     )
     rewards_file: str | None = field(
         default=None,

@@ -88,29 +88,48 @@ def gaussian_mixture(
 ) -> Landscape:
     """Rewards log(floor + sum_j h_j exp(-(k - c_j)^2 / (2 w^2))), shifted so the minimum is 0.
 
-    centres and width are fractions of the arm range (0 = first arm, 1 = last); heights are the
-    peak heights relative to each other; floor is the uniform density under the peaks, relative
-    to a peak of height 1.
+    centres and width are fractions of the arm range (0 = first arm, 1 = last; width times
+    n_arms is sigma in arms); heights are the peak heights relative to each other; floor is the
+    uniform density under the peaks, relative to a peak of height 1. Each centre snaps to its
+    nearest arm, so every mode has one top arm with its neighbours symmetric below it (an
+    off-arm centre makes two nearly tied top arms).
     """
     _check_arms(n_arms, len(centres))
     k = np.arange(n_arms, dtype=np.float64)
-    span = n_arms - 1
+    peaks = [round(c * (n_arms - 1)) for c in centres]
+    if len(set(peaks)) < len(centres):
+        raise ValueError(f"n_arms={n_arms} is too small for {len(centres)} separate modes")
     sigma = width * n_arms
     dens = np.full(n_arms, float(floor))
-    for c, h in zip(centres, heights, strict=True):
-        dens += h * np.exp(-0.5 * ((k - c * span) / sigma) ** 2)
+    for c, h in zip(peaks, heights, strict=True):
+        dens += h * np.exp(-0.5 * ((k - c) / sigma) ** 2)
     rewards = np.log(dens)
     rewards -= rewards.min()
-    peaks = sorted({round(c * span) for c in centres})
-    if len(peaks) < len(centres):
-        raise ValueError(f"n_arms={n_arms} is too small for {len(centres)} separate modes")
-    return Landscape(name, tuple(float(r) for r in rewards), _nearest_split(n_arms, peaks))
+    return Landscape(name, tuple(float(r) for r in rewards), _nearest_split(n_arms, sorted(peaks)))
 
 
 @LANDSCAPES.register("trimodal")
 def trimodal(n_arms: int = 50) -> Landscape:
-    """The paper's default: three Gaussian bumps of unequal height (1, 0.6, 0.35)."""
-    return gaussian_mixture("trimodal", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 16)
+    """The paper's default: three sharp Gaussian bumps of unequal height (1, 0.6, 0.35), sigma
+    1.25 arms at K = 50, on a floor of 0.05.
+
+    Sharp on purpose: GRPO with pi_old fixed learns from importance-weighted samples of pi_old,
+    and how fast it collapses onto one arm depends on the reward gap between a mode's top arm
+    and its neighbours (0.30 here, 0.05 for `trimodal_wide`). At the paper's 4000 steps and
+    lr 5e-3 the collapse completes here and not on the wide bumps (README, "What the defaults
+    show")."""
+    return gaussian_mixture(
+        "trimodal", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 40, floor=0.05
+    )
+
+
+@LANDSCAPES.register("trimodal_wide")
+def trimodal_wide(n_arms: int = 50) -> Landscape:
+    """The same three bumps, wide (sigma 3.1 arms at K = 50) on a floor of 0.02: smooth modes
+    whose top arms differ by 0.05 in reward, so sampled GRPO needs far more steps to collapse."""
+    return gaussian_mixture(
+        "trimodal_wide", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 16
+    )
 
 
 @LANDSCAPES.register("bimodal")
