@@ -106,6 +106,7 @@ _B_NOISE_STD = typer.Option(None, "--noise-std", help=_bh("noise_std"))
 _B_EPSILON = typer.Option(None, "--epsilon", help=_bh("epsilon"))
 _B_LOG_EVERY = typer.Option(None, "--log-every", help=_bh("log_every"))
 _B_DTYPE = typer.Option(None, "--dtype", help=_bh("dtype"))
+_B_DEVICE = typer.Option(None, "--device", help=_bh("device"))
 _B_POLICY_STEPS = typer.Option(None, "--policy-steps", help=_bh("policy_steps") + " (comma list)")
 _B_OUT = typer.Option(
     None, "--out", "-o", help="results directory (default results/bandit/<command>-<time>)"
@@ -303,6 +304,7 @@ def bandit_run(
     epsilon: float | None = _B_EPSILON,
     log_every: int | None = _B_LOG_EVERY,
     dtype: str | None = _B_DTYPE,
+    device: str | None = _B_DEVICE,
     policy_steps: str | None = _B_POLICY_STEPS,
     out: str | None = _B_OUT,
     threads: int = _B_THREADS,
@@ -334,6 +336,7 @@ def bandit_run(
         "epsilon": epsilon,
         "log_every": log_every,
         "dtype": dtype,
+        "device": device,
         "policy_steps": _csv(policy_steps, int),
     }
     _bandit_train(from_dict({k: v for k, v in given.items() if v is not None}), out, "run", threads)
@@ -377,6 +380,7 @@ def bandit_sweep(
     epsilon: float | None = _B_EPSILON,
     log_every: int | None = _B_LOG_EVERY,
     dtype: str | None = _B_DTYPE,
+    device: str | None = _B_DEVICE,
     policy_steps: str | None = _B_POLICY_STEPS,
     out: str | None = _B_OUT,
     threads: int = _B_THREADS,
@@ -409,6 +413,7 @@ def bandit_sweep(
         "epsilon": epsilon,
         "log_every": log_every,
         "dtype": dtype,
+        "device": device,
         "policy_steps": _csv(policy_steps, int),
     }
     if given["etas"] is not None:

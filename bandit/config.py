@@ -138,6 +138,12 @@ class BanditConfig:
         ),
     )
     dtype: str = field(default="float32", metadata=_h("float32 or float64"))
+    device: str = field(
+        default="cpu",
+        metadata=_h(
+            "torch device: cpu, cuda or cuda:N (a GPU pays from thousands of runs; draws are the same on every device)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in (
@@ -260,6 +266,7 @@ class BanditConfig:
             )
         need(0 <= self.mode_min_mass < 1, "mode_min_mass", "a number in [0, 1)")
         need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64")
+        _check_device(self.device)
 
     @property
     def temperatures(self) -> tuple[float, ...]:
@@ -287,6 +294,24 @@ class BanditConfig:
 
     def replace(self, **changes: Any) -> BanditConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _check_device(device: Any) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not valid; expected cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return
+    if dev.type != "cuda":
+        raise ValueError(f"device={device!r} is not valid; expected cpu, cuda or cuda:N")
+    count = torch.cuda.device_count()
+    if (dev.index or 0) >= count:
+        raise ValueError(
+            f"device={device!r} is not available: this machine has {count} CUDA device(s)"
+        )
 
 
 def _finite_positive(v: Any) -> bool:

@@ -4,7 +4,10 @@ A run of the bandit must be a function of (config, seed) alone, whatever else sh
 (style guide 10). Per-run torch.Generators would need a Python loop over runs; instead every
 number is a hash of its coordinates, like JAX's threefry keys. The hash is a 32-bit integer
 mixer (Wellons' "hash prospector" constants 0x21f0aaad / 0x735a2d97, two multiply-xorshift
-rounds), evaluated in int64 with both multipliers below 2^31 so no product overflows.
+rounds). `hash32` evaluates it in int64 (both multipliers below 2^31, so no product overflows);
+the per-draw hashes run `_hash32_bits`, the same function on int32 bit patterns (multiplication
+wraps mod 2^32, shifts are made logical by a mask), which is about twice as fast on CPU and gives
+the same bits.
 Not cryptographic; statistically fine for simulation (a uniformity and an independence check
 live in tests/test_bandit_rng.py).
 """
@@ -37,6 +40,23 @@ def hash32(x: Tensor) -> Tensor:
     return x ^ (x >> 15)
 
 
+def _hash32_bits(x: Tensor) -> Tensor:
+    """hash32 on int32 tensors holding the 32-bit patterns of the values (same bits out)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _M1
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _M2
+    return x ^ ((x >> 15) & 0x1FFFF)
+
+
+def _draw_hashes(seeds: Tensor, stream: int, step: int, n: int) -> Tensor:
+    """(R, n) int64 in [0, 2^32): hash32(key ^ j) for j < n, computed on int32 bit patterns."""
+    k = keys(seeds, stream, step)
+    k32 = torch.where(k >= 2**31, k - 2**32, k).to(torch.int32)
+    h = _hash32_bits(k32 ^ torch.arange(n, dtype=torch.int32, device=seeds.device))
+    return h.to(torch.int64) & MASK32
+
+
 def keys(seeds: Tensor, stream: int, step: int) -> Tensor:
     """(R, 1) int64 key of each run for one (stream, step); seeds (R,) int64 in [0, 2^32)."""
     k = hash32(seeds & MASK32)
@@ -50,8 +70,7 @@ def uniform(
 ) -> Tensor:
     """(R, n) uniforms in the open interval (0, 1); entry [i, j] depends only on
     (seeds[i], stream, step, j)."""
-    k = keys(seeds, stream, step)
-    h = hash32(k ^ torch.arange(n, dtype=torch.int64, device=seeds.device))
+    h = _draw_hashes(seeds, stream, step, n)
     # 24 bits fill a float32 mantissa; the half-step offset keeps 0 and 1 out
     return ((h >> 8).to(dtype) + 0.5) * (1.0 / (1 << 24))
 
@@ -111,7 +130,7 @@ def alias_sample(
     """(R, n) int64 arms drawn from alias tables (R, K); one 32-bit hash per draw, its high part
     (times K) picks the column and the remainder is the uniform of the keep-or-alias test."""
     k = prob.shape[-1]
-    h = hash32(keys(seeds, stream, step) ^ torch.arange(n, dtype=torch.int64, device=seeds.device))
+    h = _draw_hashes(seeds, stream, step, n)
     m = h * k  # < 2^32 * K: no overflow for K < 2^31
     col = m >> 32
     frac = (m & MASK32).to(prob.dtype) * (1.0 / 2**32)

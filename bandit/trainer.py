@@ -94,10 +94,10 @@ def initial_logits(config: BanditConfig, seeds: Tensor, n_arms: int, dtype: torc
     """(R, K) initial logits: zeros, N(0, init_scale^2) keyed on each run's seed, or given."""
     r = seeds.shape[0]
     if config.init == "uniform":
-        return torch.zeros(r, n_arms, dtype=dtype)
+        return torch.zeros(r, n_arms, dtype=dtype, device=seeds.device)
     if config.init == "random":
         return config.init_scale * rng.normal(seeds, rng.INIT_A, rng.INIT_B, 0, n_arms, dtype)
-    logits = torch.tensor(config.init_logits, dtype=dtype)
+    logits = torch.tensor(config.init_logits, dtype=dtype, device=seeds.device)
     if logits.shape != (n_arms,):
         raise ValueError(
             f"init_logits has {logits.numel()} values, expected one per arm ({n_arms})"
@@ -165,7 +165,7 @@ def loss_per_run(
     baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
     adv_full = rewards - baseline  # (R, K), exact
     if config.sampling == "exact":
-        arms = torch.arange(k).expand(r, k)
+        arms = torch.arange(k, device=logits.device).expand(r, k)
         mask = log_pi_old.exp().unsqueeze(
             -1
         )  # token-mean then averages over arms with pi_old weights
@@ -173,12 +173,12 @@ def loss_per_run(
     else:
         g = config.num_generations
         arms = old.sample(seeds, step, g)
-        mask = torch.ones(r, g, 1, dtype=logits.dtype)
+        mask = torch.ones(r, g, 1, dtype=logits.dtype, device=logits.device)
         reward = _sampled_rewards(config, rewards[arms], seeds, step)
         if config.advantage == "exact":
             adv = reward - baseline
         else:
-            group_ids = torch.arange(r).repeat_interleave(g)
+            group_ids = torch.arange(r, device=logits.device).repeat_interleave(g)
             adv = compute_advantages(
                 reward.flatten(), group_ids, AdvantageConfig(estimator=config.advantage)
             ).view(r, g)
@@ -197,8 +197,14 @@ def loss_per_run(
                 config.standardized,
             )
         else:
+            # the loss functions' own metrics are means over the sample; the bandit logs exact ones
             loss, _ = compute_loss(
-                old_log_prob[rows], log_prob[rows], adv[rows], mask[rows], grp.loss_config
+                old_log_prob[rows],
+                log_prob[rows],
+                adv[rows],
+                mask[rows],
+                grp.loss_config,
+                metrics=False,
             )
         losses.append(loss)
     return torch.cat(losses)
@@ -226,12 +232,13 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     landscape = prepare(config)
     runs = expand_runs(config)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    dev = torch.device(config.device)
     k, n_runs = landscape.n_arms, len(runs)
-    seeds = torch.tensor([run.seed for run in runs], dtype=torch.int64)
-    eta = torch.tensor([run.eta for run in runs], dtype=dtype)
-    lr = torch.tensor([run.lr for run in runs], dtype=dtype).unsqueeze(-1)
-    rewards = torch.tensor(landscape.rewards, dtype=dtype)
-    modes = torch.tensor(landscape.mode_matrix(), dtype=dtype)
+    seeds = torch.tensor([run.seed for run in runs], dtype=torch.int64, device=dev)
+    eta = torch.tensor([run.eta for run in runs], dtype=dtype, device=dev)
+    lr = torch.tensor([run.lr for run in runs], dtype=dtype, device=dev).unsqueeze(-1)
+    rewards = torch.tensor(landscape.rewards, dtype=dtype, device=dev)
+    modes = torch.tensor(landscape.mode_matrix(), dtype=dtype, device=dev)
     log_pa = advantage_distribution(rewards.expand(n_runs, k), eta.unsqueeze(-1))
     groups = _groups(runs, config, eta)
 
@@ -245,11 +252,13 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     def record(step: int, log_pi_old: Tensor) -> None:
         log_pi = torch.log_softmax(logits.detach(), dim=-1)
         if step in log_index:
-            metrics[log_index[step]] = policy_metrics(
-                log_pi, log_pi_old, log_pa, rewards, modes, config.mode_min_mass
-            ).numpy()
+            metrics[log_index[step]] = (
+                policy_metrics(log_pi, log_pi_old, log_pa, rewards, modes, config.mode_min_mass)
+                .cpu()
+                .numpy()
+            )
         if step in snap_index:
-            policies[snap_index[step]] = log_pi.exp().numpy()
+            policies[snap_index[step]] = log_pi.exp().cpu().numpy()
 
     log_index = {s: i for i, s in enumerate(log_steps)}
     snap_index = {s: i for i, s in enumerate(snapshots)}

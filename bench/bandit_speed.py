@@ -60,7 +60,13 @@ def loop(n_runs: int, steps: int) -> tuple[float, torch.Tensor]:
             arms = rng.alias_sample(*table, seeds, rng.SAMPLE, step, g)[0]
             log_prob = torch.log_softmax(logits, -1)[arms].unsqueeze(-1)
             loss, _ = lad_loss(
-                log_pi_old[arms].unsqueeze(-1), log_prob, adv_all[arms], mask, "token-mean", cfg
+                log_pi_old[arms].unsqueeze(-1),
+                log_prob,
+                adv_all[arms],
+                mask,
+                "token-mean",
+                cfg,
+                metrics=False,
             )
             opt.zero_grad()
             loss.backward()

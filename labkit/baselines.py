@@ -15,6 +15,8 @@ All accept ratio_level (token or sequence, GSPO-style) for the importance ratio 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from labkit.config import LossConfig
@@ -44,16 +46,19 @@ def _finish(
     lr: Tensor,
     loss_agg_mode: str,
     rollout_is_weights: Tensor | None,
-    extra: Metrics,
+    extra: Callable[[], Metrics] | None,
 ) -> tuple[Tensor, Metrics]:
+    """Aggregate; extra (a thunk, so nothing is computed when metrics are off) adds its keys."""
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights.detach()
     loss = agg_loss(loss_mat, mask, loss_agg_mode)
+    if extra is None:
+        return loss, {}
     metrics = {
         "actor/pg_loss": loss.detach().mean(),
         "actor/ppo_kl": masked_mean(-lr.detach(), mask),
     }
-    metrics.update({k: v.detach() for k, v in extra.items()})
+    metrics.update({k: v.detach() for k, v in extra().items()})
     return loss, metrics
 
 
@@ -67,13 +72,15 @@ def reinforce_loss(
     config: LossConfig | None = None,
     *,
     rollout_is_weights: Tensor | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """-A·r per token (no clip). Shapes as in `labkit.lad.lad_loss`."""
     config = config or LossConfig()
     advantages, mask = check_inputs(old_log_prob, log_prob, advantages, response_mask)
     lr, ratio = _ratio(old_log_prob, log_prob, mask, config)
-    return _finish(-advantages.detach() * ratio, mask, lr, loss_agg_mode, rollout_is_weights, {})
+    extra = dict if metrics else None
+    return _finish(-advantages.detach() * ratio, mask, lr, loss_agg_mode, rollout_is_weights, extra)
 
 
 def _clipped_surrogate(
@@ -102,6 +109,7 @@ def grpo_loss(
     config: LossConfig | None = None,
     *,
     rollout_is_weights: Tensor | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """PPO/GRPO clipped surrogate max(-A r, -A clip(r, 1-eps, 1+eps_high)), dual clip for A < 0.
@@ -115,15 +123,22 @@ def grpo_loss(
     adv = advantages.detach()
     loss_mat, clip_hit, dual_hit = _clipped_surrogate(adv, ratio, config)
     f = lr.dtype
-    extra = {
-        "actor/pg_clipfrac": masked_mean(clip_hit.to(f), mask),
-        "actor/pg_clipfrac_lower": masked_mean(dual_hit.to(f), mask),
-        "clip_ratio/low_mean": masked_mean(((ratio < 1 - config.epsilon) & (adv < 0)).to(f), mask),
-        "clip_ratio/high_mean": masked_mean(
-            ((ratio > 1 + config.clip_high) & (adv > 0)).to(f), mask
-        ),
-    }
-    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)
+
+    def extra() -> Metrics:
+        return {
+            "actor/pg_clipfrac": masked_mean(clip_hit.to(f), mask),
+            "actor/pg_clipfrac_lower": masked_mean(dual_hit.to(f), mask),
+            "clip_ratio/low_mean": masked_mean(
+                ((ratio < 1 - config.epsilon) & (adv < 0)).to(f), mask
+            ),
+            "clip_ratio/high_mean": masked_mean(
+                ((ratio > 1 + config.clip_high) & (adv > 0)).to(f), mask
+            ),
+        }
+
+    return _finish(
+        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
+    )
 
 
 def _token_covariance(adv: Tensor, log_prob: Tensor, mask: Tensor) -> Tensor:
@@ -155,6 +170,7 @@ def clip_cov_loss(
     *,
     rollout_is_weights: Tensor | None = None,
     generator: torch.Generator | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """Clip-Cov: the clipped surrogate, with the gradient cut on clip_cov_ratio of the tokens,
@@ -171,11 +187,16 @@ def clip_cov_loss(
     n_valid = mask.sum((-2, -1))
     cut = _top_fraction(noise, eligible, n_valid, config.clip_cov_ratio)
     loss_mat = torch.where(cut, loss_mat.detach(), loss_mat)
-    extra = {
-        "actor/pg_clipfrac": masked_mean((clip_hit | cut).to(lr.dtype), mask),
-        "actor/cov_cut_frac": masked_mean(cut.to(lr.dtype), mask),
-    }
-    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)
+
+    def extra() -> Metrics:
+        return {
+            "actor/pg_clipfrac": masked_mean((clip_hit | cut).to(lr.dtype), mask),
+            "actor/cov_cut_frac": masked_mean(cut.to(lr.dtype), mask),
+        }
+
+    return _finish(
+        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
+    )
 
 
 @register_policy_loss("kl_cov")
@@ -188,6 +209,7 @@ def kl_cov_loss(
     config: LossConfig | None = None,
     *,
     rollout_is_weights: Tensor | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """KL-Cov: -A·r, plus ppo_kl_coef·|log r| on the kl_cov_ratio tokens of highest covariance."""
@@ -198,8 +220,13 @@ def kl_cov_loss(
     cov = _token_covariance(adv, log_prob, mask)
     chosen = _top_fraction(cov, mask > 0, mask.sum((-2, -1)), config.kl_cov_ratio)
     loss_mat = -adv * ratio + chosen.to(lr.dtype) * config.ppo_kl_coef * lr.abs()
-    extra = {"actor/kl_cov_frac": masked_mean(chosen.to(lr.dtype), mask)}
-    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)
+
+    def extra() -> Metrics:
+        return {"actor/kl_cov_frac": masked_mean(chosen.to(lr.dtype), mask)}
+
+    return _finish(
+        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
+    )
 
 
 @register_policy_loss("flowrl")
@@ -214,6 +241,7 @@ def flowrl_loss(
     rollout_is_weights: Tensor | None = None,
     log_z: Tensor | None = None,
     ref_log_prob: Tensor | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """FlowRL trajectory balance per response:
@@ -241,8 +269,13 @@ def flowrl_loss(
     residual = log_z + mean_lp - a - mean_ref
     seq_loss = w * residual.square()
     loss_mat = seq_loss.unsqueeze(-1).expand_as(log_prob)
-    extra = {
-        "flowrl/residual_abs_mean": residual.detach().abs().mean(),
-        "flowrl/log_z_mean": log_z.detach().mean(),
-    }
-    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra)
+
+    def extra() -> Metrics:
+        return {
+            "flowrl/residual_abs_mean": residual.detach().abs().mean(),
+            "flowrl/log_z_mean": log_z.detach().mean(),
+        }
+
+    return _finish(
+        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
+    )

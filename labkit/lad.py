@@ -35,6 +35,7 @@ def lad_loss(
     config: LossConfig | None = None,
     *,
     rollout_is_weights: Tensor | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """Practical LAD loss E_{y~pi_old}[e^a f(r e^-a)], a = A/eta.
@@ -47,6 +48,7 @@ def lad_loss(
         config: divergence, eta or kappa (float or a tensor broadcasting against advantages),
             ratio_level, standardized.
         rollout_is_weights: optional (..., B, T) importance weights (rollout engine vs trainer).
+        metrics: False skips the metrics (an empty dict), for callers that only need the loss.
     Returns:
         loss with the leading shape, and metrics: `lad/log_ratio_mean`, `lad/frac_past_target`
         (share of valid samples with x > 1), `lad/weight_mean` (mean f'(x)), `lad/log_x_mean`,
@@ -63,9 +65,11 @@ def lad_loss(
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights.detach()
     loss = agg_loss(loss_mat, mask, loss_agg_mode)
+    if not metrics:
+        return loss, {}
     with torch.no_grad():
         log_x = lr - a
-        metrics = {
+        out = {
             "actor/pg_loss": loss.mean(),
             "actor/ppo_kl": masked_mean(-lr, mask),
             "lad/log_ratio_mean": masked_mean(lr, mask),
@@ -76,7 +80,7 @@ def lad_loss(
                 div.weight(log_x, config.standardized).clamp(-1e30, 1e30), mask
             ),
         }
-    return loss, metrics
+    return loss, out
 
 
 def advantage_distribution(advantages: Tensor, eta: Scalar) -> Tensor:

@@ -3,12 +3,13 @@
 Every policy loss has verl's signature (so it can be registered in verl unchanged)::
 
     fn(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config,
-       *, rollout_is_weights=None, **extras) -> (loss, metrics)
+       *, rollout_is_weights=None, metrics=True, **extras) -> (loss, metrics)
 
 Shapes: log-probs, advantages and mask are (..., B, T) — B responses of T tokens, with any leading
 run axes (the bandit passes (R, G, 1)); `advantages` may also be (..., B), one value per response.
 `loss` has the leading shape (a scalar for 2-D inputs); `metrics` maps verl/TRL-style keys to
-detached scalar tensors (no `.item()` here: a device sync belongs to the logger).
+detached scalar tensors (no `.item()` here: a device sync belongs to the logger); `metrics=False`
+returns an empty dict and skips their cost (the bandit, which logs exact metrics of its own).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class PolicyLossFn(Protocol):
         config: LossConfig,
         *,
         rollout_is_weights: Tensor | None = None,
+        metrics: bool = True,
         **extras: object,
     ) -> tuple[Tensor, Metrics]: ...
 
@@ -173,16 +175,17 @@ def compute_loss(
     ref_log_prob: Tensor | None = None,
     entropy: Tensor | None = None,
     rollout_is_weights: Tensor | None = None,
+    metrics: bool = True,
     **extras: object,
 ) -> tuple[Tensor, Metrics]:
     """The full objective: the registered policy loss, + beta * KL to the reference,
     - entropy_coef * entropy, each aggregated with config.loss_agg_mode (as verl's actor does).
 
     ref_log_prob (..., B, T) is needed when config.beta > 0; entropy (..., B, T) when
-    config.entropy_coef > 0.
+    config.entropy_coef > 0. metrics=False returns an empty metrics dict.
     """
     fn = get_policy_loss(config.loss_mode)
-    loss, metrics = fn(
+    loss, out = fn(
         old_log_prob,
         log_prob,
         advantages,
@@ -191,6 +194,7 @@ def compute_loss(
         config,
         rollout_is_weights=rollout_is_weights,
         ref_log_prob=ref_log_prob,
+        metrics=metrics,
         **extras,
     )
     mask = response_mask.to(log_prob.dtype)
@@ -203,11 +207,13 @@ def compute_loss(
             kl_penalty(log_prob, ref_log_prob, config.kl_estimator), mask, config.loss_agg_mode
         )
         loss = loss + config.beta * kl
-        metrics["actor/kl_loss"] = kl.detach().mean()
+        if metrics:
+            out["actor/kl_loss"] = kl.detach().mean()
     if config.entropy_coef > 0:
         if entropy is None:
             raise ValueError(f"entropy_coef={config.entropy_coef} > 0 needs the per-token entropy")
         ent = agg_loss(entropy, mask, config.loss_agg_mode)
         loss = loss - config.entropy_coef * ent
-        metrics["actor/entropy_bonus"] = ent.detach().mean()
-    return loss, metrics
+        if metrics:
+            out["actor/entropy_bonus"] = ent.detach().mean()
+    return loss, out

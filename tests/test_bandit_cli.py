@@ -150,6 +150,8 @@ def test_landscape_draws_png_and_pdf(tmp_path):
         (["sweep", "--objectives", "lad,ppo"], "objective='ppo'"),
         (["sweep", "-c", "MISSING"], "does not exist"),
         (["landscape", "nope"], "landscape='nope'"),
+        (["run", "--device", "tpu"], "device='tpu' is not valid"),
+        (["run", "--device", "cuda:7"], "device='cuda:7' is not available"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_results(tmp_path, args, match):

@@ -15,6 +15,18 @@ def test_hash_is_a_bijection_on_a_range_and_stays_in_32_bits():
     assert int(rng.hash32(top).max()) < 2**32
 
 
+def test_int32_hash_gives_the_int64_hash_bits():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2**32, (100_000,), dtype=torch.int64, generator=g)
+    x = torch.cat([x, torch.tensor([0, 1, 2**31 - 1, 2**31, 2**32 - 1])])
+    bits = torch.where(x >= 2**31, x - 2**32, x).to(torch.int32)
+    assert torch.equal(rng._hash32_bits(bits).to(torch.int64) & rng.MASK32, rng.hash32(x))
+    seeds = torch.tensor([0, 5, 2**32 - 1], dtype=torch.int64)
+    key = rng.keys(seeds, rng.SAMPLE, 9)
+    reference = rng.hash32(key ^ torch.arange(300, dtype=torch.int64))
+    assert torch.equal(rng._draw_hashes(seeds, rng.SAMPLE, 9, 300), reference)
+
+
 def test_uniform_depends_only_on_its_key():
     seeds = torch.tensor([3, 7, 3], dtype=torch.int64)
     u = rng.uniform(seeds, rng.SAMPLE, 5, 100)

@@ -172,3 +172,27 @@ def test_every_registered_loss_takes_the_same_arguments():
         assert "actor/pg_loss" in metrics, name
         (grad,) = torch.autograd.grad(loss, new)
         assert torch.isfinite(grad).all(), name
+
+
+@pytest.mark.parametrize("name", POLICY_LOSSES.names())
+def test_metrics_off_gives_the_same_loss_and_gradient_and_no_metrics(name):
+    g = torch.Generator().manual_seed(0)
+    old = torch.randn(2, 6, 3, dtype=F64, generator=g)
+    new = (old + 0.3 * torch.randn(2, 6, 3, dtype=F64, generator=g)).requires_grad_()
+    adv = torch.randn(2, 6, dtype=F64, generator=g)
+    mask = torch.ones(2, 6, 3, dtype=F64)
+    extras = {"log_z": torch.zeros(2, 6, dtype=F64)} if name == "flowrl" else {}
+    cfg = LossConfig(loss_mode=name, beta=0.1)
+    ref = old.detach() - 0.1
+    results = []
+    for metrics in (True, False):
+        if name == "clip_cov":
+            extras["generator"] = torch.Generator().manual_seed(1)
+        loss, m = compute_loss(
+            old, new, adv, mask, cfg, ref_log_prob=ref, metrics=metrics, **extras
+        )
+        (grad,) = torch.autograd.grad(loss.sum(), new)
+        results.append((loss.detach(), grad, m))
+    (loss_on, grad_on, m_on), (loss_off, grad_off, m_off) = results
+    assert torch.equal(loss_on, loss_off) and torch.equal(grad_on, grad_off)
+    assert m_on and m_off == {}
