@@ -6,9 +6,11 @@ Each run is a softmax policy over K logits. A step, for all runs at once (method
    with sampling="exact" take every arm weighted by pi_old (the expectation the sample estimates);
 2. rewards of those arms (plus optional noise), advantages either exact (reward minus the baseline
    E_pi_old[reward]) or a labkit estimator over each run's group (grpo, dr_grpo, rloo, raw);
-3. the loss of every run through labkit: `compute_loss` with log-probs of shape (R, G, 1) for the
-   registered objectives, `theoretical_lad_loss` on the full (R, K) distributions for
-   `lad_theory`; each returns one loss per run, and their sum gives every run its own gradient;
+3. the loss of every run through labkit: `compute_loss` for the registered objectives, with
+   log-probs of shape (R, G, 1), or (R, K, 1) with each arm weighted by how often it was drawn
+   when that is the same mean (`by_arm`); `theoretical_lad_loss` on the full (R, K)
+   distributions for `lad_theory`; each returns one loss per run, and their sum gives every run
+   its own gradient;
 4. Adam or SGD with a per-run learning rate (bandit/optim.py).
 
 Python loops run over steps and over the few (objective, divergence) groups only; eta and lr are
@@ -21,6 +23,7 @@ Python loops run over steps and over the few (objective, divergence) groups only
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +68,7 @@ class _Group:
     divergence: str
     rows: slice
     loss_config: LossConfig | None  # None for lad_theory
+    arm_config: LossConfig | None  # the same with token-mean: for losses over arms with weights
     eta: Tensor  # (n, 1): lad_theory's temperature
 
 
@@ -85,7 +89,12 @@ def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor) -> list[_Gro
                     epsilon=config.epsilon,
                     standardized=config.standardized,
                 )
-            groups.append(_Group(obj, div, rows, loss_config, eta[rows].view(-1, 1)))
+            arm_config = (
+                None
+                if loss_config is None
+                else dataclasses.replace(loss_config, loss_agg_mode="token-mean")
+            )
+            groups.append(_Group(obj, div, rows, loss_config, arm_config, eta[rows].view(-1, 1)))
             start = i
     return groups
 
@@ -149,6 +158,18 @@ class OldPolicy:
         return rng.categorical(self.cdf, rng.uniform(seeds, rng.SAMPLE, step, n, torch.float64))
 
 
+def by_arm(config: BanditConfig, objective: str) -> bool:
+    """Whether this objective's sampled loss is evaluated once per arm, weighted by its draws.
+
+    With exact advantages and no reward noise, a sample's loss depends only on its arm, so the
+    mean over G draws is sum_a n_a l(a) / G: the token-mean over the K arms with the counts n_a
+    as mask (one token per response, so every verl aggregation mode is this mean). Cheaper than
+    G gathers when G is about K or more, and the same number up to float rounding. kl_cov ranks
+    individual samples, so it always sees them one by one.
+    """
+    return config.advantage == "exact" and config.reward_noise == "none" and objective != "kl_cov"
+
+
 def loss_per_run(
     config: BanditConfig,
     groups: list[_Group],
@@ -159,31 +180,36 @@ def loss_per_run(
     step: int,
 ) -> Tensor:
     """(R,) loss of every run at this step (differentiable in logits (R, K))."""
-    r, k = logits.shape
+    r = logits.shape[0]
     log_pi = torch.log_softmax(logits, dim=-1)
     log_pi_old = old.log_prob
     baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
     adv_full = rewards - baseline  # (R, K), exact
-    if config.sampling == "exact":
-        arms = torch.arange(k, device=logits.device).expand(r, k)
-        mask = log_pi_old.exp().unsqueeze(
-            -1
-        )  # token-mean then averages over arms with pi_old weights
-        adv = adv_full
-    else:
+    # per-arm weights (R, K) for the token-mean over arms: pi_old (the expectation) or draw counts
+    weights = log_pi_old.exp() if config.sampling == "exact" else None
+    sampled = None  # per-sample (old log-probs, log-probs, advantages, mask), each (R, G, 1)
+    if config.sampling == "sample":
         g = config.num_generations
         arms = old.sample(seeds, step, g)
-        mask = torch.ones(r, g, 1, dtype=logits.dtype, device=logits.device)
-        reward = _sampled_rewards(config, rewards[arms], seeds, step)
-        if config.advantage == "exact":
-            adv = reward - baseline
-        else:
-            group_ids = torch.arange(r, device=logits.device).repeat_interleave(g)
-            adv = compute_advantages(
-                reward.flatten(), group_ids, AdvantageConfig(estimator=config.advantage)
-            ).view(r, g)
-    log_prob = log_pi.gather(1, arms).unsqueeze(-1)
-    old_log_prob = log_pi_old.gather(1, arms).unsqueeze(-1)
+        if any(by_arm(config, grp.objective) for grp in groups if grp.loss_config):
+            weights = torch.zeros_like(log_pi_old).scatter_add_(
+                1, arms, torch.ones_like(arms, dtype=log_pi_old.dtype)
+            )
+        if not all(by_arm(config, grp.objective) for grp in groups if grp.loss_config):
+            reward = _sampled_rewards(config, rewards[arms], seeds, step)
+            if config.advantage == "exact":
+                adv = reward - baseline
+            else:
+                group_ids = torch.arange(r, device=logits.device).repeat_interleave(g)
+                adv = compute_advantages(
+                    reward.flatten(), group_ids, AdvantageConfig(estimator=config.advantage)
+                ).view(r, g)
+            sampled = (
+                log_pi_old.gather(1, arms).unsqueeze(-1),
+                log_pi.gather(1, arms).unsqueeze(-1),
+                adv,
+                torch.ones(r, g, 1, dtype=logits.dtype, device=logits.device),
+            )
     losses = []
     for grp in groups:
         rows = grp.rows
@@ -196,15 +222,19 @@ def loss_per_run(
                 grp.eta,
                 config.standardized,
             )
-        else:
-            # the loss functions' own metrics are means over the sample; the bandit logs exact ones
+        elif config.sampling == "exact" or by_arm(config, grp.objective):
             loss, _ = compute_loss(
-                old_log_prob[rows],
-                log_prob[rows],
-                adv[rows],
-                mask[rows],
-                grp.loss_config,
-                metrics=False,
+                log_pi_old[rows].unsqueeze(-1),
+                log_pi[rows].unsqueeze(-1),
+                adv_full[rows],
+                weights[rows].unsqueeze(-1),
+                grp.arm_config,
+                metrics=False,  # sample means; the bandit logs exact metrics of its own
+            )
+        else:
+            old_lp, lp, adv, mask = sampled
+            loss, _ = compute_loss(
+                old_lp[rows], lp[rows], adv[rows], mask[rows], grp.loss_config, metrics=False
             )
         losses.append(loss)
     return torch.cat(losses)

@@ -6,12 +6,15 @@ G = 64 samples per step from a fixed uniform pi_old, Adam lr 5e-3, one run per s
 - loop: for each run, a textbook loop a user would write: a (K,) logit vector, torch.optim.Adam,
   the same counter-based draws (bandit.rng, keyed on the seed) and labkit's `lad_loss` on (G, 1)
   inputs, one run after another.
-The loop's rate does not depend on R, so it is measured once on `--loop-runs` runs; the check
-compares the loop's final policies with the vectorised runs of the same seeds. Every time is the
-best of `--repeats` (other processes share the machine), with vectorised and loop interleaved.
+The loop's rate does not depend on R, so it is measured once on `--loop-runs` runs (always on
+the CPU, one thread); the check compares the loop's final policies with the vectorised runs of
+the same seeds. Every time is the best of `--repeats` (other processes share the machine), with
+vectorised and loop interleaved; a timing includes the one-off set-up (alias tables), so
+`--steps` is long enough for the steady state to dominate. `--device cuda` runs the vectorised
+simulator on a GPU (the draws are the same as on the CPU).
 
     python bench/bandit_speed.py [--sizes 1,4,16,64,256,1024,4096] [--threads 1,2]
-        [--out bench/results/bandit_speed.json]
+        [--device cpu] [--out bench/results/bandit_speed.json]
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ from labkit import LossConfig, lad_loss
 from llm.logging import write_json_atomic
 
 
-def vectorised(r: int, steps: int) -> tuple[float, torch.Tensor]:
-    """(seconds, final policies (R, K)) of R runs trained together."""
-    config = BanditConfig(n_seeds=r, steps=steps, log_every=steps, policy_steps=(steps,))
+def vectorised(r: int, steps: int, device: str) -> tuple[float, torch.Tensor]:
+    """(seconds, final policies (R, K)) of R runs trained together (train() returns after copying
+    its results to the host, so a GPU timing includes every kernel)."""
+    config = BanditConfig(
+        n_seeds=r, steps=steps, log_every=steps, policy_steps=(steps,), device=device
+    )
     t0 = time.perf_counter()
     res = train(config)
     return time.perf_counter() - t0, torch.as_tensor(res.policies[-1])
@@ -81,7 +87,8 @@ def main() -> None:
     p.add_argument(
         "--threads", default="1,2", help="torch intra-op thread counts for the vectorised runs"
     )
-    p.add_argument("--steps", type=int, default=40, help="training steps per timing")
+    p.add_argument("--steps", type=int, default=200, help="training steps per timing")
+    p.add_argument("--device", default="cpu", help="device of the vectorised runs: cpu or cuda")
     p.add_argument("--loop-runs", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="bench/results/bandit_speed.json")
@@ -91,7 +98,7 @@ def main() -> None:
     load_before = os.getloadavg()
 
     torch.set_num_threads(1)
-    vectorised(2, 2)  # warm-up: imports, allocator
+    vectorised(2, 2, args.device)  # warm-up: imports, allocator, CUDA context
     loop_best, loop_pol = float("inf"), None
     rows = []
     for r in sizes:
@@ -100,7 +107,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for th in thread_counts:
                 torch.set_num_threads(th)
-                sec, pol = vectorised(r, args.steps)
+                sec, pol = vectorised(r, args.steps, args.device)
                 best[th] = min(best[th], sec)
             torch.set_num_threads(1)
             lsec, loop_pol = loop(args.loop_runs, args.steps)
@@ -148,12 +155,14 @@ def main() -> None:
             "lr": 5e-3,
             "pi_old": "fixed uniform",
             "steps": args.steps,
+            "device": args.device,
             "repeats": args.repeats,
             "loop_runs": args.loop_runs,
         },
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "loadavg_before": load_before,

@@ -11,7 +11,7 @@ from bandit import results
 from bandit.config import BanditConfig, expand_runs, from_dict, load_config_file
 from bandit.metrics import METRICS, policy_metrics
 from bandit.optim import AdamState, adam_step, sgd_step
-from bandit.trainer import OldPolicy, _groups, loss_per_run, train
+from bandit.trainer import OldPolicy, _groups, by_arm, loss_per_run, train
 from labkit import LossConfig, get_policy_loss, theoretical_lad_loss
 
 
@@ -74,18 +74,24 @@ def test_run_in_a_sweep_equals_the_same_run_alone(extra):
         np.testing.assert_allclose(alone.metrics[:, 0], sweep.metrics[:, i], rtol=0, atol=1e-12)
 
 
-def test_batched_losses_equal_per_run_calls():
-    """loss_per_run (R runs through one labkit call per group) against a loop of 2-D calls."""
-    config = BanditConfig(**{**MIXED, "objectives": ("reinforce", "grpo", "lad_theory", "lad")})
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
+def test_batched_losses_equal_per_run_calls(agg):
+    """loss_per_run (R runs through one labkit call per group; arms weighted by their draws where
+    `by_arm`) against a loop of 2-D calls on the G samples, value and gradient."""
+    config = BanditConfig(
+        **{**MIXED, "objectives": ("reinforce", "grpo", "kl_cov", "lad_theory", "lad")},
+        loss_agg_mode=agg,
+    )
     runs = expand_runs(config)
     eta = torch.tensor([r.eta for r in runs], dtype=torch.float64)
     seeds = torch.tensor([r.seed for r in runs])
     g = torch.Generator().manual_seed(0)
     k = 50
     rewards = torch.rand(k, generator=g, dtype=torch.float64) * 3
-    logits = torch.randn(len(runs), k, generator=g, dtype=torch.float64)
+    logits = torch.randn(len(runs), k, generator=g, dtype=torch.float64).requires_grad_()
     old = OldPolicy(torch.randn(len(runs), k, generator=g, dtype=torch.float64), fixed=True)
     batched = loss_per_run(config, _groups(runs, config, eta), logits, old, rewards, seeds, step=4)
+    assert by_arm(config, "lad") and not by_arm(config, "kl_cov")
 
     arms = old.sample(seeds, 4, config.num_generations)
     log_pi = torch.log_softmax(logits, -1)
@@ -102,10 +108,11 @@ def test_batched_losses_equal_per_run_calls():
             lp = log_pi[i, arms[i]].unsqueeze(-1)
             olp = old.log_prob[i, arms[i]].unsqueeze(-1)
             adv = rewards[arms[i]] - baseline[i]
-            ref, _ = get_policy_loss(run.objective)(
-                olp, lp, adv, torch.ones_like(lp), "token-mean", cfg
-            )
+            ref, _ = get_policy_loss(run.objective)(olp, lp, adv, torch.ones_like(lp), agg, cfg)
         torch.testing.assert_close(batched[i], ref, rtol=1e-12, atol=1e-12)
+        (grad,) = torch.autograd.grad(batched[i], logits, retain_graph=True)
+        (grad_ref,) = torch.autograd.grad(ref, logits, retain_graph=True)
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-12)
 
 
 def test_exact_expectation_matches_many_samples():
