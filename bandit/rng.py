@@ -130,8 +130,13 @@ def alias_sample(
     """(R, n) int64 arms drawn from alias tables (R, K); one 32-bit hash per draw, its high part
     (times K) picks the column and the remainder is the uniform of the keep-or-alias test."""
     k = prob.shape[-1]
-    h = _draw_hashes(seeds, stream, step, n)
-    m = h * k  # < 2^32 * K: no overflow for K < 2^31
+    m = _draw_hashes(seeds, stream, step, n) * k  # < 2^32 * K: no overflow for K < 2^31
     col = m >> 32
     frac = (m & MASK32).to(prob.dtype) * (1.0 / 2**32)
     return torch.where(frac < prob.gather(-1, col), col, alias.gather(-1, col))
+
+
+def uniform_sample(seeds: Tensor, stream: int, step: int, n: int, k: int) -> Tensor:
+    """(R, n) int64 arms drawn uniformly from k: the column `alias_sample` picks, which a
+    uniform distribution's table always keeps; no table, no gathers."""
+    return (_draw_hashes(seeds, stream, step, n) * k) >> 32

@@ -138,21 +138,25 @@ def _sampled_rewards(config: BanditConfig, mean: Tensor, seeds: Tensor, step: in
 
 class OldPolicy:
     """pi_old of every run and a sampler for it. Fixed pi_old (built once) draws through alias
-    tables, O(1) per draw; a refreshed one through inverse-CDF search, which is cheaper to rebuild
-    every few steps. Either way a draw depends only on (pi_old, seed, step, index)."""
+    tables, O(1) per draw, or, when every run's pi_old is uniform (the default), straight from
+    the hash; a refreshed one through inverse-CDF search, which is cheaper to rebuild every few
+    steps. Either way a draw depends only on (pi_old, seed, step, index)."""
 
     def __init__(self, logits: Tensor, fixed: bool) -> None:
         self.log_prob = torch.log_softmax(logits.detach(), dim=-1)
         probs = self.log_prob.exp()
         self.fixed = fixed
-        if fixed:
+        self.uniform = fixed and bool((self.log_prob == self.log_prob[:, :1]).all())
+        if fixed and not self.uniform:
             self.alias = rng.alias_table(probs)
-        else:
+        elif not fixed:
             cdf = probs.cumsum(-1)
             self.cdf = cdf / cdf[:, -1:]
 
     def sample(self, seeds: Tensor, step: int, n: int) -> Tensor:
         """(R, n) int64 arms."""
+        if self.uniform:
+            return rng.uniform_sample(seeds, rng.SAMPLE, step, n, self.log_prob.shape[-1])
         if self.fixed:
             return rng.alias_sample(*self.alias, seeds, rng.SAMPLE, step, n)
         return rng.categorical(self.cdf, rng.uniform(seeds, rng.SAMPLE, step, n, torch.float64))

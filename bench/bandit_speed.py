@@ -27,10 +27,9 @@ from pathlib import Path
 
 import torch
 
-from bandit import rng
 from bandit.config import BanditConfig
 from bandit.landscapes import get_landscape
-from bandit.trainer import train
+from bandit.trainer import OldPolicy, train
 from labkit import LossConfig, lad_loss
 from llm.logging import write_json_atomic
 
@@ -59,11 +58,11 @@ def loop(n_runs: int, steps: int) -> tuple[float, torch.Tensor]:
         logits = torch.zeros(k, requires_grad=True)
         opt = torch.optim.Adam([logits], lr=5e-3)
         log_pi_old = torch.log_softmax(logits.detach(), -1)
-        table = rng.alias_table(log_pi_old.exp().unsqueeze(0))
+        old = OldPolicy(logits.detach().unsqueeze(0), fixed=True)  # the trainer's sampler
         adv_all = rewards - log_pi_old.exp() @ rewards
         seeds = torch.tensor([seed])
         for step in range(1, steps + 1):
-            arms = rng.alias_sample(*table, seeds, rng.SAMPLE, step, g)[0]
+            arms = old.sample(seeds, step, g)[0]
             log_prob = torch.log_softmax(logits, -1)[arms].unsqueeze(-1)
             loss, _ = lad_loss(
                 log_pi_old[arms].unsqueeze(-1),

@@ -94,3 +94,10 @@ def test_alias_and_inverse_cdf_sample_the_distribution():
         freq = torch.stack([torch.bincount(a, minlength=8) for a in arms]).double() / n
         assert float((freq - p).abs().max()) < 4 * (0.25 / n) ** 0.5
         assert int(freq[1, 2]) == 0  # a zero-probability arm is never drawn
+
+
+def test_uniform_sample_is_the_alias_draw_of_a_uniform_table():
+    seeds = torch.arange(64, dtype=torch.int64)
+    table = rng.alias_table(torch.full((64, 50), 1 / 50))
+    via_table = rng.alias_sample(*table, seeds, rng.SAMPLE, 3, 1000)
+    assert torch.equal(rng.uniform_sample(seeds, rng.SAMPLE, 3, 1000, 50), via_table)
