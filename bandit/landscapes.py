@@ -111,22 +111,20 @@ def gaussian_mixture(
 @LANDSCAPES.register("trimodal")
 def trimodal(n_arms: int = 50) -> Landscape:
     """The paper's default: three sharp Gaussian bumps of unequal height (1, 0.6, 0.35), sigma
-    1.25 arms at K = 50, on a floor of 0.05.
+    1.1 arms at K = 50, on a floor of 0.02 (16% of P_A's mass).
 
     Sharp on purpose: GRPO with pi_old fixed learns from importance-weighted samples of pi_old,
     and how fast it collapses onto one arm depends on the reward gap between a mode's top arm
-    and its neighbours (0.30 here, 0.05 for `trimodal_wide`). At the paper's 4000 steps and
+    and its neighbours (0.40 here, 0.05 for `trimodal_wide`). At the paper's 4000 steps and
     lr 5e-3 the collapse completes here and not on the wide bumps (README, "What the defaults
     show")."""
-    return gaussian_mixture(
-        "trimodal", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 40, floor=0.05
-    )
+    return gaussian_mixture("trimodal", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 45)
 
 
 @LANDSCAPES.register("trimodal_wide")
 def trimodal_wide(n_arms: int = 50) -> Landscape:
-    """The same three bumps, wide (sigma 3.1 arms at K = 50) on a floor of 0.02: smooth modes
-    whose top arms differ by 0.05 in reward, so sampled GRPO needs far more steps to collapse."""
+    """The same three bumps, wide (sigma 3.1 arms at K = 50): smooth modes whose top arms differ
+    by 0.05 in reward, so sampled GRPO needs far more steps to collapse."""
     return gaussian_mixture(
         "trimodal_wide", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 16
     )
