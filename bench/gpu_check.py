@@ -120,7 +120,7 @@ def make_trainer(loss: str, args, tokenizer, records, out_dir: str):
 
 def largest_micro_batch(model, seq_len: int, completion_len: int, limit: int) -> int:
     """Largest number of rows whose forward + backward (bf16 autocast, LAD loss) fits."""
-    from llm.trainer import completion_log_probs
+    from llm.logprobs import completion_log_probs
 
     fits, rows = 0, 8
     while rows <= limit:

@@ -16,7 +16,10 @@ import logging
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm.config import DataConfig
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +214,24 @@ def split_records(
     train = [r for i, r in enumerate(records) if i not in held]
     evals = [r for i, r in enumerate(records) if i in held]
     return train, evals
+
+
+def _records(spec: str, cfg: DataConfig) -> list[dict]:
+    if spec.startswith("reasoning_gym:"):
+        return reasoning_gym_records(
+            spec.removeprefix("reasoning_gym:"), cfg.dataset_size, cfg.seed
+        )
+    return load_records(spec, on_bad_record=cfg.on_bad_record)
+
+
+def load_datasets(cfg: DataConfig) -> tuple[list[dict], list[dict]]:
+    """(train, eval) records for a DataConfig: eval_dataset, or eval_fraction split off dataset."""
+    records = _records(cfg.dataset, cfg)
+    if cfg.eval_dataset is not None:
+        return records, _records(cfg.eval_dataset, cfg)
+    if cfg.eval_fraction == 0:
+        return records, []
+    return split_records(records, cfg.eval_fraction, cfg.seed)
 
 
 def to_messages(

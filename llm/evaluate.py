@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from llm.config import TrainConfig
-from llm.data import format_prompt, record_columns
+from llm.data import format_prompt, load_datasets, record_columns
 from llm.logging import write_json_atomic
 from llm.metrics import extract_final_answer, summarize
 from llm.rewards import RewardSet
@@ -33,8 +33,12 @@ def evaluate_model(
     config: TrainConfig,
     *,
     autocast_dtype: torch.dtype | None = None,
+    generator: Any = None,
 ) -> dict[str, Any]:
     """Evaluate `model` on `records` (the first eval.max_prompts) with config.eval's sampling.
+
+    generator: the rollout backend to sample with (the trainer passes its own, so a vLLM run
+    evaluates with vLLM at the current weights); None samples with HF generate on `model`.
 
     Returns {"metrics": summarize(...) + reward/mean, completions/mean_length,
     completions/clipped_ratio; "samples": one row per prompt (prompt, answer, completions,
@@ -47,7 +51,8 @@ def evaluate_model(
             "eval: there are no eval records (data.eval_fraction = 0 and no data.eval_dataset?)"
         )
     reward = RewardSet([ev.correct_reward or data.reward_funcs[0]])
-    generator = HFGenerator(model, tokenizer, autocast_dtype=autocast_dtype)
+    if generator is None:
+        generator = HFGenerator(model, tokenizer, autocast_dtype=autocast_dtype)
     n = ev.n
     correct: list[list[bool]] = []
     answers: list[list[str | None]] = []
@@ -178,7 +183,6 @@ def run_eval(
     Writes <out_dir>/eval_<label>.json and <out_dir>/eval.png (all eval_*.json there, one
     curve each). out_dir defaults to trainer.output_dir. Returns (json path, result).
     """
-    from llm.trainer import load_datasets  # the trainer imports this module: import here
 
     model, tokenizer, spec = load_for_inference(config, checkpoint)
     device = next(model.parameters()).device
@@ -229,7 +233,6 @@ def sample_completions(
 ) -> list[dict[str, Any]]:
     """`lad llm sample`: n completions for each of `prompts` (plain user messages), or for the
     first `num_prompts` eval records (then with their rewards). Sampling as in config.eval."""
-    from llm.trainer import load_datasets
 
     if n < 1 or num_prompts < 1:
         raise ValueError(f"n and num_prompts must be >= 1, got n={n}, num_prompts={num_prompts}")

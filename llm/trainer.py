@@ -43,15 +43,10 @@ from labkit.advantages import compute_advantages, group_stats
 from labkit.losses import compute_loss, masked_mean
 from llm import checkpoint as ckpt
 from llm.config import TrainConfig
-from llm.data import (
-    format_prompt,
-    load_records,
-    reasoning_gym_records,
-    record_columns,
-    split_records,
-)
+from llm.data import format_prompt, load_datasets, record_columns
 from llm.evaluate import evaluate_model, plot_eval, write_eval
 from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
+from llm.logprobs import completion_log_probs, rollout_is_weights
 from llm.models import load_model, load_tokenizer, pick_device
 from llm.rewards import RewardSet
 from llm.rollout import RolloutBatch, derive_seed
@@ -65,72 +60,6 @@ DATA, SAMPLE, SHUFFLE = 1, 2, 3
 
 class NonFiniteError(RuntimeError):
     """The loss or the gradient norm became NaN/inf; training stopped before the update."""
-
-
-# --- data -----------------------------------------------------------------------------------
-
-
-def _records(spec: str, cfg) -> list[dict]:
-    if spec.startswith("reasoning_gym:"):
-        return reasoning_gym_records(
-            spec.removeprefix("reasoning_gym:"), cfg.dataset_size, cfg.seed
-        )
-    return load_records(spec, on_bad_record=cfg.on_bad_record)
-
-
-def load_datasets(cfg) -> tuple[list[dict], list[dict]]:
-    """(train, eval) records for a DataConfig: eval_dataset, or eval_fraction split off dataset."""
-    records = _records(cfg.dataset, cfg)
-    if cfg.eval_dataset is not None:
-        return records, _records(cfg.eval_dataset, cfg)
-    if cfg.eval_fraction == 0:
-        return records, []
-    return split_records(records, cfg.eval_fraction, cfg.seed)
-
-
-# --- log-probs ------------------------------------------------------------------------------
-
-
-def completion_log_probs(
-    model: torch.nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    n_completion: int,
-    temperature: float,
-    *,
-    entropy: str = "none",
-    last_prompt_hidden: bool = False,
-) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Log-probs of the last `n_completion` tokens of each row under `model` at `temperature`.
-
-    Args:
-        input_ids, attention_mask: (N, P + C) left-padded prompt + right-padded completion.
-        entropy: "none", "detached" (for the metric) or "grad" (for an entropy bonus).
-        last_prompt_hidden: also return the final hidden state at the last prompt token (N, H).
-    Returns:
-        log_probs (N, C) float32, entropy (N, C) float32 or None, hidden (N, H) or None.
-    Position ids come from the mask, as in generate, so left padding does not shift positions.
-    Only the C + 1 last positions' logits are computed (`logits_to_keep`).
-    """
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        logits_to_keep=n_completion + 1,
-        use_cache=False,
-        output_hidden_states=last_prompt_hidden,
-    )
-    logits = out.logits[:, :-1].float() / temperature  # (N, C, V): position t predicts token t + 1
-    targets = input_ids[:, -n_completion:]
-    log_z = torch.logsumexp(logits, dim=-1)
-    log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
-    ent = None
-    if entropy != "none":
-        with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
-            ent = log_z - (torch.softmax(logits, dim=-1) * logits).sum(-1)
-    hidden = out.hidden_states[-1][:, -n_completion - 1] if last_prompt_hidden else None
-    return log_probs, ent, hidden
 
 
 @dataclasses.dataclass
@@ -161,21 +90,6 @@ def _pad_to(x: Tensor | None, width: int) -> Tensor | None:
     if x is None or x.shape[-1] == width:
         return x
     return F.pad(x, (0, width - x.shape[-1]))
-
-
-def rollout_is_weights(
-    trainer_lp: Tensor, sampling_lp: Tensor, mask: Tensor, mode: str, cap: float
-) -> Tensor | None:
-    """TRL's rollout-correction weights pi_trainer / pi_sampler, (N, C), detached; None for 'none'."""
-    if mode == "none":
-        return None
-    log_ratio = (trainer_lp - sampling_lp).detach() * mask
-    if mode == "token_truncate":
-        return log_ratio.exp().clamp(max=cap)
-    seq = log_ratio.sum(-1, keepdim=True).exp().expand_as(log_ratio)
-    if mode == "sequence_truncate":
-        return seq.clamp(max=cap)
-    return (seq <= cap).to(seq.dtype)  # sequence_mask
 
 
 def _versions() -> dict[str, str]:
@@ -630,7 +544,8 @@ class Trainer:
         )
 
     def evaluate(self, label: str) -> dict[str, Any]:
-        """Sample eval.n completions per held-out prompt; write eval_<label>.json and eval.png."""
+        """Sample eval.n completions per held-out prompt with the rollout backend (HF or vLLM);
+        write eval_<label>.json and eval.png."""
         if not self.eval_records:
             raise ValueError("no eval records: set data.eval_fraction > 0 or data.eval_dataset")
         result = evaluate_model(
@@ -639,6 +554,7 @@ class Trainer:
             self.eval_records,
             self.config,
             autocast_dtype=self.autocast_dtype,
+            generator=self.generator,  # the rollout backend holds the current weights
         )
         out = Path(self.config.trainer.output_dir)
         write_eval(

@@ -13,10 +13,11 @@ import torch
 
 from llm import checkpoint as ckpt
 from llm.config import load_config
+from llm.logprobs import completion_log_probs
 from llm.models import tiny_model, tiny_tokenizer
 from llm.rollout import SamplingConfig
 from llm.rollout_hf import HFGenerator, _Sampler, top_p_filter
-from llm.trainer import NonFiniteError, Trainer, completion_log_probs
+from llm.trainer import NonFiniteError, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY_REWARD = f"{ROOT}/configs/llm/toy_reward.py:digit_fraction"

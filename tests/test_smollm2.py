@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from llm.config import load_config
+from llm.logprobs import completion_log_probs
 from llm.models import SMOLLM2, load_model, load_tokenizer, resolve_model_dir, smollm2_gguf
 from llm.rollout import SamplingConfig
 from llm.rollout_hf import HFGenerator
-from llm.trainer import Trainer, completion_log_probs
+from llm.trainer import Trainer
 from tests.test_llm_trainer import TOY_REWARD
 
 pytestmark = pytest.mark.slow

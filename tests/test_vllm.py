@@ -374,6 +374,8 @@ def test_trainer_with_vllm_rollouts_syncs_after_every_update(tmp_path, monkeypat
             f"trainer.output_dir={tmp_path / 'run'}",
             "eval.before_train=false",
             "eval.after_train=false",
+            "eval.n=2",
+            "eval.max_completion_length=16",
         ],
     )
     trainer = Trainer(cfg, train_records=records, eval_records=records[:3])
@@ -387,3 +389,12 @@ def test_trainer_with_vllm_rollouts_syncs_after_every_update(tmp_path, monkeypat
     assert [r["step"] for r in rows] == [1, 2, 3]
     for r in rows:
         assert r["sampling/sampling_logp_difference/max"] < 1e-4, r
+    # evaluation samples with the same engine, at the trained weights
+    calls = []
+    generate = trainer.generator.generate
+    trainer.generator.generate = lambda *a, **k: calls.append(1) or generate(*a, **k)
+    result = trainer.evaluate("after")
+    assert calls and (tmp_path / "run" / "eval_after.json").exists()
+    assert len(result["samples"]) == 3 and all(
+        len(s["completions"]) == 2 for s in result["samples"]
+    )
