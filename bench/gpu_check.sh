@@ -11,5 +11,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/gpu_pytest.log" || true  # report, then measure anyway
 python3 bench/loss_cost.py --device cuda --repeats 50 --out "$OUT/loss_cost_cuda.json"
 python3 bench/gpu_check.py --out "$OUT/gpu_check.json"
+python3 bench/logprob_memory.py --out "$OUT/logprob_memory.json"
 python3 bench/bandit_speed.py --device cuda --sizes 1,64,1024,4096,16384,65536 --threads 1 \
     --loop-runs 4 --repeats 2 --out "$OUT/bandit_speed_cuda.json"

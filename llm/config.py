@@ -67,12 +67,24 @@ class ModelConfig:
         default=False,
         metadata={"help": "recompute activations in the backward pass (less memory, ~30% slower)"},
     )
+    logprob_chunk_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "LM head + log-softmax over chunks of this many tokens, recomputed in the "
+            "backward pass: the tokens x vocab logits never exist beyond one chunk (big "
+            "vocabularies); null = all at once"
+        },
+    )
     ref_path: str | None = field(
         default=None,
         metadata={
             "help": "reference model for the KL penalty (loaded only when beta > 0); null = path"
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.logprob_chunk_size is not None:
+            _at_least("model.logprob_chunk_size", self.logprob_chunk_size, 1)
 
 
 @dataclass

@@ -8,6 +8,7 @@ tests call them the same way.
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 Tensor = torch.Tensor
 
@@ -21,6 +22,7 @@ def completion_log_probs(
     *,
     entropy: str = "none",
     last_prompt_hidden: bool = False,
+    chunk_size: int | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Log-probs of the last `n_completion` tokens of each row under `model` at `temperature`.
 
@@ -28,12 +30,29 @@ def completion_log_probs(
         input_ids, attention_mask: (N, P + C) left-padded prompt + right-padded completion.
         entropy: "none", "detached" (for the metric) or "grad" (for an entropy bonus).
         last_prompt_hidden: also return the final hidden state at the last prompt token (N, H).
+        chunk_size: None computes the (N, C, V) logits at once. An int runs the decoder, then
+            the LM head and log-softmax over chunks of `chunk_size` tokens, each under activation
+            checkpointing: the logits never exist beyond one chunk (chunk_size x V floats, in the
+            backward pass too, which recomputes them), at the cost of a second head matmul.
     Returns:
         log_probs (N, C) float32, entropy (N, C) float32 or None, hidden (N, H) or None.
     Position ids come from the mask, as in generate, so left padding does not shift positions.
     Only the C + 1 last positions' logits are computed (`logits_to_keep`).
     """
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    targets = input_ids[:, -n_completion:]
+    if chunk_size is not None:
+        return _chunked(
+            model,
+            input_ids,
+            attention_mask,
+            position_ids,
+            targets,
+            temperature,
+            entropy,
+            last_prompt_hidden,
+            chunk_size,
+        )
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -43,15 +62,70 @@ def completion_log_probs(
         output_hidden_states=last_prompt_hidden,
     )
     logits = out.logits[:, :-1].float() / temperature  # (N, C, V): position t predicts token t + 1
-    targets = input_ids[:, -n_completion:]
+    log_probs, ent = _token_log_probs(logits, targets, entropy)
+    hidden = out.hidden_states[-1][:, -n_completion - 1] if last_prompt_hidden else None
+    return log_probs, ent, hidden
+
+
+def _token_log_probs(logits: Tensor, targets: Tensor, entropy: str) -> tuple[Tensor, Tensor | None]:
+    """log-softmax at the targets and (optionally) the entropy, over the last axis V."""
     log_z = torch.logsumexp(logits, dim=-1)
     log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
     ent = None
     if entropy != "none":
         with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
             ent = log_z - (torch.softmax(logits, dim=-1) * logits).sum(-1)
-    hidden = out.hidden_states[-1][:, -n_completion - 1] if last_prompt_hidden else None
-    return log_probs, ent, hidden
+    return log_probs, ent
+
+
+# config attributes of architectures whose forward changes the logits after the LM head
+_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def _chunked(
+    model: torch.nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    position_ids: Tensor,
+    targets: Tensor,
+    temperature: float,
+    entropy: str,
+    last_prompt_hidden: bool,
+    chunk_size: int,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+    for name in _LOGIT_POSTPROCESSING:
+        if getattr(model.config, name, None) not in (None, 1, 1.0):
+            raise ValueError(
+                f"chunked log-probs call the LM head directly, but this model post-processes its "
+                f"logits ({name}={getattr(model.config, name)}); set the chunk size to null"
+            )
+    head = model.get_output_embeddings()
+    hidden = model.get_decoder()(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+    ).last_hidden_state  # (N, P + C, H), after the final norm
+    n, c = targets.shape
+    h = hidden[:, -c - 1 : -1].reshape(n * c, -1)  # position t predicts token t + 1
+    flat_targets = targets.reshape(n * c)
+
+    def chunk(h_part: Tensor, t_part: Tensor) -> tuple[Tensor, Tensor]:
+        lp, ent = _token_log_probs(head(h_part).float() / temperature, t_part, entropy)
+        return lp, (ent if ent is not None else lp.new_zeros(0))
+
+    parts = [
+        checkpoint(
+            chunk, h[i : i + chunk_size], flat_targets[i : i + chunk_size], use_reentrant=False
+        )
+        for i in range(0, n * c, chunk_size)
+    ]
+    log_probs = torch.cat([p[0] for p in parts]).view(n, c)
+    ent = torch.cat([p[1] for p in parts]).view(n, c) if entropy != "none" else None
+    prompt_hidden = hidden[:, -c - 1] if last_prompt_hidden else None
+    return log_probs, ent, prompt_hidden
 
 
 def rollout_is_weights(

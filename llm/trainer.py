@@ -337,7 +337,14 @@ class Trainer:
             )
             ids, am, c = batch.rows(idx)
             with self._autocast():
-                lp, _, _ = completion_log_probs(model, ids, am, c, self.config.rollout.temperature)
+                lp, _, _ = completion_log_probs(
+                    model,
+                    ids,
+                    am,
+                    c,
+                    self.config.rollout.temperature,
+                    chunk_size=self.config.model.logprob_chunk_size,
+                )
             out[idx, :c] = lp
         return out
 
@@ -439,6 +446,7 @@ class Trainer:
                     cfg.rollout.temperature,
                     entropy=want_entropy,
                     last_prompt_hidden="log_z" in self.modules,
+                    chunk_size=cfg.model.logprob_chunk_size,
                 )
             m = m[:, :c]
             if first_pass:  # weights unchanged since the rollout: these are pi_old's log-probs
