@@ -27,7 +27,6 @@ import torch  # noqa: E402
 
 VOCAB, VOCAB_TINY = 151936, 1000
 
-from labkit import LossConfig, compute_loss  # noqa: E402
 from llm.logging import write_json_atomic  # noqa: E402
 
 
@@ -116,31 +115,6 @@ def make_trainer(loss: str, args, tokenizer, records, out_dir: str):
         train_records=records,
         eval_records=[],
     )
-
-
-def largest_micro_batch(model, seq_len: int, completion_len: int, limit: int) -> int:
-    """Largest number of rows whose forward + backward (bf16 autocast, LAD loss) fits."""
-    from llm.logprobs import completion_log_probs
-
-    fits, rows = 0, 8
-    while rows <= limit:
-        try:
-            ids = torch.randint(2, model.config.vocab_size, (rows, seq_len), device="cuda")
-            am = torch.ones_like(ids)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                lp, _, _ = completion_log_probs(model, ids, am, completion_len, 1.0)
-            mask = torch.ones_like(lp)
-            loss, _ = compute_loss(
-                lp.detach(), lp, torch.randn(rows, device="cuda"), mask, LossConfig(kappa=4.0)
-            )
-            loss.backward()
-            model.zero_grad(set_to_none=True)
-            fits, rows = rows, rows * 2
-        except torch.cuda.OutOfMemoryError:
-            break
-        finally:
-            torch.cuda.empty_cache()
-    return fits
 
 
 def main() -> None:
@@ -237,7 +211,9 @@ def main() -> None:
             trainers["lad"].optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             seq = args.prompt_length + args.completion_length
-            rows = largest_micro_batch(model, seq, args.completion_length, 4096)
+            from logprob_memory import largest  # imports this module's qwen2_model
+
+            rows = largest(model, seq, args.completion_length, None, 4096)
             result["largest_micro_batch_rows"] = {"seq_len": seq, "rows": rows}
     print(json.dumps(result, indent=2))
     out = Path(args.out)

@@ -60,6 +60,7 @@ def measure(model, rows: int, seq_len: int, completion_len: int, chunk: int | No
 
 
 def largest(model, seq_len: int, completion_len: int, chunk: int | None, limit: int) -> int:
+    """Largest number of rows (doubling from 8, up to limit) whose update fits on the GPU."""
     fits, rows = 0, 8
     while rows <= limit:
         try:
