@@ -162,16 +162,21 @@ class OldPolicy:
         return rng.categorical(self.cdf, rng.uniform(seeds, rng.SAMPLE, step, n, torch.float64))
 
 
-def by_arm(config: BanditConfig, objective: str) -> bool:
+def by_arm(config: BanditConfig, objective: str, n_arms: int) -> bool:
     """Whether this objective's sampled loss is evaluated once per arm, weighted by its draws.
 
     With exact advantages and no reward noise, a sample's loss depends only on its arm, so the
     mean over G draws is sum_a n_a l(a) / G: the token-mean over the K arms with the counts n_a
-    as mask (one token per response, so every verl aggregation mode is this mean). Cheaper than
-    G gathers when G is about K or more, and the same number up to float rounding. kl_cov ranks
-    individual samples, so it always sees them one by one.
+    as mask (one token per response, so every verl aggregation mode is this mean). The same
+    number up to float rounding, and cheaper when K <= G (no gathers, fewer entries). kl_cov
+    ranks individual samples, so it always sees them one by one.
     """
-    return config.advantage == "exact" and config.reward_noise == "none" and objective != "kl_cov"
+    return (
+        config.advantage == "exact"
+        and config.reward_noise == "none"
+        and objective != "kl_cov"
+        and n_arms <= config.num_generations
+    )
 
 
 def loss_per_run(
@@ -184,7 +189,7 @@ def loss_per_run(
     step: int,
 ) -> Tensor:
     """(R,) loss of every run at this step (differentiable in logits (R, K))."""
-    r = logits.shape[0]
+    r, k = logits.shape
     log_pi = torch.log_softmax(logits, dim=-1)
     log_pi_old = old.log_prob
     baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
@@ -195,11 +200,11 @@ def loss_per_run(
     if config.sampling == "sample":
         g = config.num_generations
         arms = old.sample(seeds, step, g)
-        if any(by_arm(config, grp.objective) for grp in groups if grp.loss_config):
+        if any(by_arm(config, grp.objective, k) for grp in groups if grp.loss_config):
             weights = torch.zeros_like(log_pi_old).scatter_add_(
                 1, arms, torch.ones_like(arms, dtype=log_pi_old.dtype)
             )
-        if not all(by_arm(config, grp.objective) for grp in groups if grp.loss_config):
+        if not all(by_arm(config, grp.objective, k) for grp in groups if grp.loss_config):
             reward = _sampled_rewards(config, rewards[arms], seeds, step)
             if config.advantage == "exact":
                 adv = reward - baseline
@@ -226,7 +231,7 @@ def loss_per_run(
                 grp.eta,
                 config.standardized,
             )
-        elif config.sampling == "exact" or by_arm(config, grp.objective):
+        elif config.sampling == "exact" or by_arm(config, grp.objective, k):
             loss, _ = compute_loss(
                 log_pi_old[rows].unsqueeze(-1),
                 log_pi[rows].unsqueeze(-1),

@@ -74,13 +74,16 @@ def test_run_in_a_sweep_equals_the_same_run_alone(extra):
         np.testing.assert_allclose(alone.metrics[:, 0], sweep.metrics[:, i], rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
-def test_batched_losses_equal_per_run_calls(agg):
+@pytest.mark.parametrize(
+    ("agg", "n_gen"), [("token-mean", 64), ("seq-mean-token-mean", 64), ("token-mean", 8)]
+)
+def test_batched_losses_equal_per_run_calls(agg, n_gen):
     """loss_per_run (R runs through one labkit call per group; arms weighted by their draws where
     `by_arm`) against a loop of 2-D calls on the G samples, value and gradient."""
     config = BanditConfig(
         **{**MIXED, "objectives": ("reinforce", "grpo", "kl_cov", "lad_theory", "lad")},
         loss_agg_mode=agg,
+        num_generations=n_gen,
     )
     runs = expand_runs(config)
     eta = torch.tensor([r.eta for r in runs], dtype=torch.float64)
@@ -91,7 +94,7 @@ def test_batched_losses_equal_per_run_calls(agg):
     logits = torch.randn(len(runs), k, generator=g, dtype=torch.float64).requires_grad_()
     old = OldPolicy(torch.randn(len(runs), k, generator=g, dtype=torch.float64), fixed=True)
     batched = loss_per_run(config, _groups(runs, config, eta), logits, old, rewards, seeds, step=4)
-    assert by_arm(config, "lad") and not by_arm(config, "kl_cov")
+    assert by_arm(config, "lad", k) == (n_gen >= k) and not by_arm(config, "kl_cov", k)
 
     arms = old.sample(seeds, 4, config.num_generations)
     log_pi = torch.log_softmax(logits, -1)

@@ -56,7 +56,7 @@ def test_chunked_log_probs_without_grad_and_without_entropy():
 def test_chunked_log_probs_refuse_models_that_post_process_logits():
     model, ids, am, c = _batch()
     model.config.final_logit_softcapping = 30.0
-    with pytest.raises(ValueError, match="final_logit_softcapping=30.0"):
+    with pytest.raises(ValueError, match=r"final_logit_softcapping=30\.0"):
         completion_log_probs(model, ids, am, c, 1.0, chunk_size=4)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         completion_log_probs(model, ids, am, c, 1.0, chunk_size=0)
