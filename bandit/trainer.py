@@ -23,7 +23,6 @@ Python loops run over steps and over the few (objective, divergence) groups only
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,11 +67,11 @@ class _Group:
     divergence: str
     rows: slice
     loss_config: LossConfig | None  # None for lad_theory
-    arm_config: LossConfig | None  # the same with token-mean: for losses over arms with weights
+    weighted: bool  # the loss runs over the K arms, weighted by pi_old or by draw counts
     eta: Tensor  # (n, 1): lad_theory's temperature
 
 
-def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor) -> list[_Group]:
+def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor, n_arms: int) -> list[_Group]:
     groups: list[_Group] = []
     start = 0
     for i in range(1, len(runs) + 1):
@@ -80,21 +79,21 @@ def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor) -> list[_Gro
             obj, div = runs[start].group
             rows = slice(start, i)
             loss_config = None
+            weighted = obj != "lad_theory" and (
+                config.sampling == "exact" or by_arm(config, obj, n_arms)
+            )
             if obj != "lad_theory":
                 loss_config = LossConfig(
                     loss_mode=obj,
                     divergence=div or "js",
                     eta=eta[rows].view(-1, 1, 1),
-                    loss_agg_mode=config.loss_agg_mode,
+                    # over weighted arms only token-mean is the weighted mean (with one token per
+                    # sample every mode is that same mean)
+                    loss_agg_mode="token-mean" if weighted else config.loss_agg_mode,
                     epsilon=config.epsilon,
                     standardized=config.standardized,
                 )
-            arm_config = (
-                None
-                if loss_config is None
-                else dataclasses.replace(loss_config, loss_agg_mode="token-mean")
-            )
-            groups.append(_Group(obj, div, rows, loss_config, arm_config, eta[rows].view(-1, 1)))
+            groups.append(_Group(obj, div, rows, loss_config, weighted, eta[rows].view(-1, 1)))
             start = i
     return groups
 
@@ -189,7 +188,7 @@ def loss_per_run(
     step: int,
 ) -> Tensor:
     """(R,) loss of every run at this step (differentiable in logits (R, K))."""
-    r, k = logits.shape
+    r = logits.shape[0]
     log_pi = torch.log_softmax(logits, dim=-1)
     log_pi_old = old.log_prob
     baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
@@ -200,11 +199,11 @@ def loss_per_run(
     if config.sampling == "sample":
         g = config.num_generations
         arms = old.sample(seeds, step, g)
-        if any(by_arm(config, grp.objective, k) for grp in groups if grp.loss_config):
+        if any(grp.weighted for grp in groups):
             weights = torch.zeros_like(log_pi_old).scatter_add_(
                 1, arms, torch.ones_like(arms, dtype=log_pi_old.dtype)
             )
-        if not all(by_arm(config, grp.objective, k) for grp in groups if grp.loss_config):
+        if any(grp.loss_config and not grp.weighted for grp in groups):
             reward = _sampled_rewards(config, rewards[arms], seeds, step)
             if config.advantage == "exact":
                 adv = reward - baseline
@@ -231,13 +230,13 @@ def loss_per_run(
                 grp.eta,
                 config.standardized,
             )
-        elif config.sampling == "exact" or by_arm(config, grp.objective, k):
+        elif grp.weighted:
             loss, _ = compute_loss(
                 log_pi_old[rows].unsqueeze(-1),
                 log_pi[rows].unsqueeze(-1),
                 adv_full[rows],
                 weights[rows].unsqueeze(-1),
-                grp.arm_config,
+                grp.loss_config,
                 metrics=False,  # sample means; the bandit logs exact metrics of its own
             )
         else:
@@ -279,7 +278,7 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     rewards = torch.tensor(landscape.rewards, dtype=dtype, device=dev)
     modes = torch.tensor(landscape.mode_matrix(), dtype=dtype, device=dev)
     log_pa = advantage_distribution(rewards.expand(n_runs, k), eta.unsqueeze(-1))
-    groups = _groups(runs, config, eta)
+    groups = _groups(runs, config, eta, k)
 
     logits = initial_logits(config, seeds, k, dtype).requires_grad_(True)
     adam = AdamState.zeros_like(logits.detach())

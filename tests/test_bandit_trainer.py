@@ -93,7 +93,9 @@ def test_batched_losses_equal_per_run_calls(agg, n_gen):
     rewards = torch.rand(k, generator=g, dtype=torch.float64) * 3
     logits = torch.randn(len(runs), k, generator=g, dtype=torch.float64).requires_grad_()
     old = OldPolicy(torch.randn(len(runs), k, generator=g, dtype=torch.float64), fixed=True)
-    batched = loss_per_run(config, _groups(runs, config, eta), logits, old, rewards, seeds, step=4)
+    batched = loss_per_run(
+        config, _groups(runs, config, eta, k), logits, old, rewards, seeds, step=4
+    )
     assert by_arm(config, "lad", k) == (n_gen >= k) and not by_arm(config, "kl_cov", k)
 
     arms = old.sample(seeds, 4, config.num_generations)
@@ -127,11 +129,11 @@ def test_exact_expectation_matches_many_samples():
     old = OldPolicy(torch.zeros(1, 50, dtype=torch.float64), fixed=True)
     seeds = torch.zeros(1, dtype=torch.int64)
     exact = loss_per_run(
-        base.replace(sampling="exact"), _groups(runs, base, eta), logits, old, rewards, seeds, 1
+        base.replace(sampling="exact"), _groups(runs, base, eta, 50), logits, old, rewards, seeds, 1
     )
     sampled = loss_per_run(
         base.replace(num_generations=100_000),
-        _groups(runs, base, eta),
+        _groups(runs, base, eta, 50),
         logits,
         old,
         rewards,
