@@ -46,13 +46,15 @@ def _finish(
     lr: Tensor,
     loss_agg_mode: str,
     rollout_is_weights: Tensor | None,
-    extra: Callable[[], Metrics] | None,
+    metrics: bool,
+    extra: Callable[[], Metrics] = dict,
 ) -> tuple[Tensor, Metrics]:
-    """Aggregate; extra (a thunk, so nothing is computed when metrics are off) adds its keys."""
+    """Aggregate; with metrics, the common ones plus extra()'s (a thunk: nothing is computed
+    when metrics are off)."""
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights.detach()
     loss = agg_loss(loss_mat, mask, loss_agg_mode)
-    if extra is None:
+    if not metrics:
         return loss, {}
     metrics = {
         "actor/pg_loss": loss.detach().mean(),
@@ -79,8 +81,9 @@ def reinforce_loss(
     config = config or LossConfig()
     advantages, mask = check_inputs(old_log_prob, log_prob, advantages, response_mask)
     lr, ratio = _ratio(old_log_prob, log_prob, mask, config)
-    extra = dict if metrics else None
-    return _finish(-advantages.detach() * ratio, mask, lr, loss_agg_mode, rollout_is_weights, extra)
+    return _finish(
+        -advantages.detach() * ratio, mask, lr, loss_agg_mode, rollout_is_weights, metrics
+    )
 
 
 def _clipped_surrogate(
@@ -136,9 +139,7 @@ def grpo_loss(
             ),
         }
 
-    return _finish(
-        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
-    )
+    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, metrics, extra)
 
 
 def _token_covariance(adv: Tensor, log_prob: Tensor, mask: Tensor) -> Tensor:
@@ -194,9 +195,7 @@ def clip_cov_loss(
             "actor/cov_cut_frac": masked_mean(cut.to(lr.dtype), mask),
         }
 
-    return _finish(
-        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
-    )
+    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, metrics, extra)
 
 
 @register_policy_loss("kl_cov")
@@ -224,9 +223,7 @@ def kl_cov_loss(
     def extra() -> Metrics:
         return {"actor/kl_cov_frac": masked_mean(chosen.to(lr.dtype), mask)}
 
-    return _finish(
-        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
-    )
+    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, metrics, extra)
 
 
 @register_policy_loss("flowrl")
@@ -276,6 +273,4 @@ def flowrl_loss(
             "flowrl/log_z_mean": log_z.detach().mean(),
         }
 
-    return _finish(
-        loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, extra if metrics else None
-    )
+    return _finish(loss_mat, mask, lr, loss_agg_mode, rollout_is_weights, metrics, extra)
