@@ -302,13 +302,11 @@ def _check_device(device: Any) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not valid; expected cpu, cuda or cuda:N") from None
-    if dev.type == "cpu":
-        return
-    if dev.type != "cuda":
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r} is not valid; expected cpu, cuda or cuda:N")
-    count = torch.cuda.device_count()
-    if (dev.index or 0) >= count:
+    count = torch.cuda.device_count() if dev.type == "cuda" else 0
+    if dev.type == "cuda" and (dev.index or 0) >= count:
         raise ValueError(
             f"device={device!r} is not available: this machine has {count} CUDA device(s)"
         )
