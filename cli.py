@@ -118,6 +118,42 @@ _B_THREADS = typer.Option(
 )
 
 
+# the options `run` and `sweep` share: CLI parameter -> BanditConfig field
+_B_SHARED = {
+    **{
+        name: name
+        for name in (
+            "landscape",
+            "seed",
+            "steps",
+            "num_generations",
+            "optimizer",
+            "refresh_every",
+            "init",
+            "init_scale",
+            "sampling",
+            "advantage",
+            "reward_noise",
+            "noise_std",
+            "epsilon",
+            "log_every",
+            "dtype",
+            "device",
+        )
+    },
+    "rewards": "rewards_file",
+    "arms": "n_arms",
+    "seeds": "n_seeds",
+}
+
+
+def _shared_bandit_fields(params: dict) -> dict:
+    """The shared options of a `run` / `sweep` call as BanditConfig fields (None = not given)."""
+    fields = {field: params[name] for name, field in _B_SHARED.items()}
+    fields["policy_steps"] = _csv(params["policy_steps"], int)
+    return fields
+
+
 def _csv(text: str | None, kind: type = str) -> list | None:
     if text is None:
         return None
@@ -318,26 +354,7 @@ def bandit_run(
         "etas": None if eta is None else [eta],
         "kappas": None if kappa is None else [kappa],
         "lrs": None if lr is None else [lr],
-        "landscape": landscape,
-        "rewards_file": rewards,
-        "n_arms": arms,
-        "seed": seed,
-        "n_seeds": seeds,
-        "steps": steps,
-        "num_generations": num_generations,
-        "optimizer": optimizer,
-        "refresh_every": refresh_every,
-        "init": init,
-        "init_scale": init_scale,
-        "sampling": sampling,
-        "advantage": advantage,
-        "reward_noise": reward_noise,
-        "noise_std": noise_std,
-        "epsilon": epsilon,
-        "log_every": log_every,
-        "dtype": dtype,
-        "device": device,
-        "policy_steps": _csv(policy_steps, int),
+        **_shared_bandit_fields(locals()),
     }
     _bandit_train(from_dict({k: v for k, v in given.items() if v is not None}), out, "run", threads)
 
@@ -395,26 +412,7 @@ def bandit_sweep(
         "etas": _csv(etas, float),
         "kappas": _csv(kappas, float),
         "lrs": _csv(lrs, float),
-        "landscape": landscape,
-        "rewards_file": rewards,
-        "n_arms": arms,
-        "seed": seed,
-        "n_seeds": seeds,
-        "steps": steps,
-        "num_generations": num_generations,
-        "optimizer": optimizer,
-        "refresh_every": refresh_every,
-        "init": init,
-        "init_scale": init_scale,
-        "sampling": sampling,
-        "advantage": advantage,
-        "reward_noise": reward_noise,
-        "noise_std": noise_std,
-        "epsilon": epsilon,
-        "log_every": log_every,
-        "dtype": dtype,
-        "device": device,
-        "policy_steps": _csv(policy_steps, int),
+        **_shared_bandit_fields(locals()),
     }
     if given["etas"] is not None:
         base = base.replace(kappas=None)
