@@ -41,29 +41,30 @@ def completion_log_probs(
     """
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     targets = input_ids[:, -n_completion:]
-    if chunk_size is not None:
-        return _chunked(
-            model,
-            input_ids,
-            attention_mask,
-            position_ids,
-            targets,
-            temperature,
-            entropy,
-            last_prompt_hidden,
-            chunk_size,
+    if chunk_size is None:
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=n_completion + 1,
+            use_cache=False,
+            output_hidden_states=last_prompt_hidden,
         )
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        logits_to_keep=n_completion + 1,
-        use_cache=False,
-        output_hidden_states=last_prompt_hidden,
-    )
-    logits = out.logits[:, :-1].float() / temperature  # (N, C, V): position t predicts token t + 1
-    log_probs, ent = _token_log_probs(logits, targets, entropy)
-    hidden = out.hidden_states[-1][:, -n_completion - 1] if last_prompt_hidden else None
+        logits = out.logits[:, :-1].float() / temperature  # (N, C, V): position t predicts t + 1
+        log_probs, ent = _token_log_probs(logits, targets, entropy)
+        last = out.hidden_states[-1] if last_prompt_hidden else None
+    else:
+        head = _lm_head(model, chunk_size)
+        last = model.get_decoder()(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        ).last_hidden_state  # (N, P + C, H), after the final norm
+        log_probs, ent = _chunked_log_probs(
+            head, last[:, -n_completion - 1 : -1], targets, temperature, entropy, chunk_size
+        )
+    hidden = last[:, -n_completion - 1] if last_prompt_hidden else None
     return log_probs, ent, hidden
 
 
@@ -82,17 +83,8 @@ def _token_log_probs(logits: Tensor, targets: Tensor, entropy: str) -> tuple[Ten
 _LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
-def _chunked(
-    model: torch.nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    position_ids: Tensor,
-    targets: Tensor,
-    temperature: float,
-    entropy: str,
-    last_prompt_hidden: bool,
-    chunk_size: int,
-) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def _lm_head(model: torch.nn.Module, chunk_size: int) -> torch.nn.Module:
+    """The output layer, once the model is known to use its logits as they are."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
     for name in _LOGIT_POSTPROCESSING:
@@ -101,31 +93,32 @@ def _chunked(
                 f"chunked log-probs call the LM head directly, but this model post-processes its "
                 f"logits ({name}={getattr(model.config, name)}); set the chunk size to null"
             )
-    head = model.get_output_embeddings()
-    hidden = model.get_decoder()(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        use_cache=False,
-    ).last_hidden_state  # (N, P + C, H), after the final norm
-    n, c = targets.shape
-    h = hidden[:, -c - 1 : -1].reshape(n * c, -1)  # position t predicts token t + 1
-    flat_targets = targets.reshape(n * c)
+    return model.get_output_embeddings()
 
-    def chunk(h_part: Tensor, t_part: Tensor) -> tuple[Tensor, Tensor]:
-        lp, ent = _token_log_probs(head(h_part).float() / temperature, t_part, entropy)
-        return lp, (ent if ent is not None else lp.new_zeros(0))
+
+def _chunked_log_probs(
+    head: torch.nn.Module,
+    hidden: Tensor,
+    targets: Tensor,
+    temperature: float,
+    entropy: str,
+    chunk_size: int,
+) -> tuple[Tensor, Tensor | None]:
+    """`_token_log_probs` of head(hidden) (N, C, H) over chunks of chunk_size tokens, each under
+    activation checkpointing, so one chunk's logits are the only ones alive at a time."""
+    n, c = targets.shape
+    h, t = hidden.reshape(n * c, -1), targets.reshape(n * c)
+
+    def chunk(h_part: Tensor, t_part: Tensor) -> tuple[Tensor, Tensor | None]:
+        return _token_log_probs(head(h_part).float() / temperature, t_part, entropy)
 
     parts = [
-        checkpoint(
-            chunk, h[i : i + chunk_size], flat_targets[i : i + chunk_size], use_reentrant=False
-        )
+        checkpoint(chunk, h[i : i + chunk_size], t[i : i + chunk_size], use_reentrant=False)
         for i in range(0, n * c, chunk_size)
     ]
-    log_probs = torch.cat([p[0] for p in parts]).view(n, c)
-    ent = torch.cat([p[1] for p in parts]).view(n, c) if entropy != "none" else None
-    prompt_hidden = hidden[:, -c - 1] if last_prompt_hidden else None
-    return log_probs, ent, prompt_hidden
+    log_probs = torch.cat([lp for lp, _ in parts]).view(n, c)
+    ent = None if entropy == "none" else torch.cat([e for _, e in parts]).view(n, c)
+    return log_probs, ent
 
 
 def rollout_is_weights(
