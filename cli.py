@@ -480,7 +480,7 @@ _OVERRIDES_HELP = "config overrides section.field=value (CLI wins over the YAML)
 
 
 def _llm_config(config: str | None, overrides: list[str] | None, *extra: str):
-    from llm.config import load_config
+    from llm.config_loading import load_config
 
     return load_config(config, [*(overrides or []), *extra])
 
@@ -570,7 +570,7 @@ def llm_config(
     config: str | None = typer.Option(None, "--config", "-c", help="YAML config to resolve"),
 ) -> None:
     """Print the resolved config as YAML (no arguments: every field, its default and help)."""
-    from llm.config import describe
+    from llm.config_loading import describe
 
     if config is None and not overrides:
         typer.echo(describe())

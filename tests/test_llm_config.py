@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from labkit import LossConfig
-from llm.config import AlgorithmConfig, TrainConfig, describe, load_config
+from llm.config import AlgorithmConfig, TrainConfig
+from llm.config_loading import describe, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs" / "llm").glob("*.yaml"))
