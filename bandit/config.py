@@ -13,13 +13,10 @@ theoretical LAD loss on the exact distributions. `divergence` applies to `lad` a
 from __future__ import annotations
 
 import dataclasses
-import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar
 
-import yaml
+from labkit.config_loading import check_device, finite_positive, to_dict
 
 # This module imports no torch (the registries are consulted inside validation), so that the CLI
 # can build its help text from these fields without the torch start-up cost.
@@ -145,20 +142,12 @@ class BanditConfig:
         ),
     )
 
+    EXCLUSIVE: ClassVar = (("etas", "kappas"),)  # one knob: a layer that sets one drops the other
+
     def __post_init__(self) -> None:
-        for name in (
-            "objectives",
-            "divergences",
-            "lrs",
-            "etas",
-            "kappas",
-            "adam_betas",
-            "init_logits",
-            "policy_steps",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                setattr(self, name, tuple(value))
+        for f in dataclasses.fields(self):  # lists from Python code become the tuples of the type
+            if isinstance(getattr(self, f.name), list):
+                setattr(self, f.name, tuple(getattr(self, f.name)))
         self._validate()
 
     def _validate(self) -> None:
@@ -198,7 +187,7 @@ class BanditConfig:
             if vals is not None:
                 need(len(vals) > 0, name, "at least one value")
                 for v in vals:
-                    if not _finite_positive(v):
+                    if not finite_positive(v):
                         raise ValueError(
                             f"{name[:-1]}={v!r} is not valid; expected a finite number > 0"
                         )
@@ -266,7 +255,11 @@ class BanditConfig:
             )
         need(0 <= self.mode_min_mass < 1, "mode_min_mass", "a number in [0, 1)")
         need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64")
-        _check_device(self.device)
+
+    def check_machine(self) -> None:
+        """Checks of this machine, made when a run starts (never when a config is built, so
+        results saved with device=cuda load on a CPU machine)."""
+        check_device("device", self.device)
 
     @property
     def temperatures(self) -> tuple[float, ...]:
@@ -288,32 +281,10 @@ class BanditConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        return to_dict(self)
 
     def replace(self, **changes: Any) -> BanditConfig:
         return dataclasses.replace(self, **changes)
-
-
-def _check_device(device: Any) -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r} is not valid; expected cpu, cuda or cuda:N")
-    count = torch.cuda.device_count() if dev.type == "cuda" else 0
-    if dev.type == "cuda" and (dev.index or 0) >= count:
-        raise ValueError(
-            f"device={device!r} is not available: this machine has {count} CUDA device(s)"
-        )
-
-
-def _finite_positive(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
 @dataclass(frozen=True)
@@ -341,69 +312,3 @@ def expand_runs(config: BanditConfig) -> list[RunSpec]:
                 for lr in config.lrs:
                     runs.extend(RunSpec(obj, div, float(eta), float(lr), s) for s in config.seeds)
     return runs
-
-
-def from_dict(data: dict[str, Any], base: BanditConfig | None = None) -> BanditConfig:
-    """A config from a mapping (a YAML/TOML file); unknown keys and mistyped values raise."""
-    base = base or BanditConfig()
-    hints = get_type_hints(BanditConfig)
-    known = {f.name for f in dataclasses.fields(BanditConfig)}
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f"unknown bandit config key {key!r}; expected one of {sorted(known)}")
-        changes[key] = _coerce(key, value, hints[key])
-    return dataclasses.replace(base, **changes)
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check a file value against the field's type; accept a scalar where a tuple is expected."""
-    args = [a for a in get_args(hint) if a is not type(None)]
-    optional = type(None) in get_args(hint)
-    if optional:
-        hint = args[0]
-    if value is None:
-        if not optional:
-            raise ValueError(f"{key} may not be null")
-        return None
-    if get_origin(hint) is tuple:
-        items = value if isinstance(value, list | tuple) else [value]
-        return tuple(_scalar(key, v, get_args(hint)[0]) for v in items)
-    return _scalar(key, value, hint)
-
-
-def _scalar(key: str, value: Any, kind: type) -> Any:
-    if kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise ValueError(f"{key}: {value!r} is a {type(value).__name__}, expected {kind.__name__}")
-    return float(value) if kind is float else value
-
-
-def load_config_file(path: str | Path, base: BanditConfig | None = None) -> BanditConfig:
-    """Read a sweep from .yaml/.yml or .toml (keys are BanditConfig field names)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise ValueError(f"unknown extension {path.suffix!r}; expected .yaml, .yml or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"config file {str(path)!r} is not valid: {e}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of BanditConfig fields")
-    try:
-        return from_dict(data, base)
-    except ValueError as e:
-        raise ValueError(f"config file {str(path)!r}: {e}") from None

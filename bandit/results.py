@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from bandit.config import BanditConfig, from_dict
+from bandit.config import BanditConfig
 from bandit.landscapes import Landscape
 from bandit.metrics import METRICS
 from bandit.trainer import BanditResult
+from labkit.config_loading import from_dict
 
 RUN_COLUMNS = ("run", "objective", "divergence", "eta", "lr", "seed")
 FILES = ("metrics.csv", "policies.csv", "config.json")
@@ -140,7 +141,7 @@ def load(path: str | Path) -> Results:
     landscape = Landscape(
         land["name"], tuple(land["rewards"]), tuple(tuple(m) for m in land["modes"])
     )
-    config = from_dict({k: v for k, v in meta["config"].items()})
+    config = from_dict(BanditConfig, meta["config"])
     runs = meta["runs"]
     log_steps = np.asarray(meta["log_steps"])
     snaps = tuple(meta["snapshot_steps"])

@@ -249,8 +249,10 @@ def loss_per_run(
 
 
 def prepare(config: BanditConfig) -> Landscape:
-    """Load the landscape and run every check that needs it (reward file, Bernoulli range,
-    init_logits length); raises ValueError before any training or file is written."""
+    """Check the machine (device), load the landscape and run every check that needs it (reward
+    file, Bernoulli range, init_logits length); raises ValueError before any training or file is
+    written."""
+    config.check_machine()
     landscape = get_landscape(config.landscape, config.n_arms, config.rewards_file)
     _check_landscape(config, landscape)
     if config.init == "given" and len(config.init_logits or ()) != landscape.n_arms:

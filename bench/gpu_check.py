@@ -83,7 +83,7 @@ def qwen2_model(seed: int, tiny: bool = False):
 
 
 def make_trainer(loss: str, args, tokenizer, records, out_dir: str):
-    from llm.config_loading import load_config
+    from llm.config import load_config
     from llm.trainer import Trainer
 
     algo = (

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
-from llm.config_loading import load_config  # noqa: E402
+from llm.config import load_config  # noqa: E402
 from llm.logging import write_json_atomic  # noqa: E402
 from llm.models import tiny_model, tiny_tokenizer  # noqa: E402
 from llm.trainer import Trainer  # noqa: E402

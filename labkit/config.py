@@ -8,13 +8,21 @@ that broadcast against the loss inputs.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from labkit.config_loading import check_choice, to_dict
+
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+# TRL's loss_type names the normalisation; for a labkit objective it selects only loss_agg_mode
+AGG_MODE_OF_TRL_LOSS_TYPE = {
+    "grpo": "seq-mean-token-mean",
+    "bnpo": "token-mean",
+    "dapo": "token-mean",
+    "dr_grpo": "seq-mean-token-sum-norm",
+}
 RATIO_LEVELS = ("token", "sequence-sum", "sequence-mean")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 DEFAULT_ETA = 1.0
@@ -34,19 +42,11 @@ def _positive(name: str, value: Scalar | None) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not valid; expected one of {list(choices)}")
-
-
-def help_of(cls: type, name: str) -> str:
-    """The help text of a dataclass field (used by the CLI and the YAML docs)."""
-    return next(f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name)
-
-
 @dataclass
 class LossConfig:
     """Everything a policy loss reads. One config serves every registered objective."""
+
+    EXCLUSIVE: ClassVar = (("eta", "kappa"),)  # one knob: a layer that sets one drops the other
 
     loss_mode: str = field(
         default="lad",
@@ -131,9 +131,9 @@ class LossConfig:
             )
         _positive("eta", self.eta)
         _positive("kappa", self.kappa)
-        _choice("loss_agg_mode", self.loss_agg_mode, AGG_MODES)
-        _choice("ratio_level", self.ratio_level, RATIO_LEVELS)
-        _choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+        check_choice("loss_agg_mode", self.loss_agg_mode, AGG_MODES)
+        check_choice("ratio_level", self.ratio_level, RATIO_LEVELS)
+        check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         # divergence and loss_mode are checked against their registries (imported lazily: no cycle)
         from labkit.divergences import DIVERGENCES
 
@@ -160,10 +160,7 @@ class LossConfig:
         return self.epsilon if self.epsilon_high is None else self.epsilon_high
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            k: (v.tolist() if isinstance(v, torch.Tensor) else v)
-            for k, v in dataclasses.asdict(self).items()
-        }
+        return to_dict(self)
 
 
 @dataclass
@@ -180,7 +177,7 @@ class AdvantageConfig:
     epsilon: float = field(default=1e-6, metadata={"help": "added to the std before dividing"})
 
     def __post_init__(self) -> None:
-        _choice("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
+        check_choice("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
         from labkit.advantages import ESTIMATORS
 
         ESTIMATORS.get(self.estimator)

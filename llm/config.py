@@ -3,8 +3,9 @@
 Sections (YAML top-level keys): model, data, rollout, algorithm, trainer, eval. Field names follow
 TRL/verl where the concept exists there (num_generations, max_completion_length, temperature,
 learning_rate, epsilon, epsilon_high, beta, loss_type, num_iterations, ...). Defaults are LAD with
-the JS divergence and kappa = 4 (eta = 0.25), the paper's main setting. Reading a config from a
-YAML file and dotted overrides is `llm.config_loading`.
+the JS divergence and kappa = 4 (eta = 0.25), the paper's main setting. `load_config` reads a
+config from a YAML file and dotted overrides (labkit.config_loading); `TrainConfig.check_machine`
+holds the checks of this machine and its files, made when a run starts.
 
 `algorithm` *is* a labkit `LossConfig` (a subclass), so it goes to `labkit.losses.compute_loss`
 as is; `AlgorithmConfig.advantage_config()` gives the `AdvantageConfig`.
@@ -12,36 +13,29 @@ as is; `AlgorithmConfig.advantage_config()` gives the `AdvantageConfig`.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from labkit.config import AdvantageConfig, LossConfig, help_of
+from labkit.config import AGG_MODE_OF_TRL_LOSS_TYPE, AdvantageConfig, LossConfig
+from labkit.config_loading import (
+    check_at_least,
+    check_choice,
+    check_device,
+    check_path,
+    help_of,
+    load,
+    to_dict,
+)
 from llm.rollout import SamplingConfig
 
-# TRL loss_type -> the verl aggregation it uses (the objective itself is loss_mode)
-TRL_LOSS_TYPES = {
-    "grpo": "seq-mean-token-mean",
-    "bnpo": "token-mean",
-    "dapo": "token-mean",
-    "dr_grpo": "seq-mean-token-sum-norm",
-}
 BACKENDS = ("hf", "vllm")
 ROLLOUT_IS_MODES = ("none", "token_truncate", "sequence_truncate", "sequence_mask")
 SCHEDULERS = ("constant", "linear", "cosine")
-
-
-def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{key}={value!r} is not valid; expected one of {list(choices)}")
-
-
-def _at_least(key: str, value: float | int, low: float | int) -> None:
-    if value < low:
-        raise ValueError(f"{key}={value!r} is not valid; expected a value >= {low}")
+# estimators that centre rewards within a group: with one sample per prompt every advantage is 0
+GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo")
 
 
 @dataclass
@@ -78,7 +72,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.logprob_chunk_size is not None:
-            _at_least("model.logprob_chunk_size", self.logprob_chunk_size, 1)
+            check_at_least("model.logprob_chunk_size", self.logprob_chunk_size, 1)
 
 
 @dataclass
@@ -128,12 +122,12 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _at_least("data.dataset_size", self.dataset_size, 1)
+        check_at_least("data.dataset_size", self.dataset_size, 1)
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(
                 f"data.eval_fraction={self.eval_fraction!r} is not valid; expected a value in [0, 1)"
             )
-        _choice("data.on_bad_record", self.on_bad_record, ("fail", "skip"))
+        check_choice("data.on_bad_record", self.on_bad_record, ("fail", "skip"))
         if not self.reward_funcs:
             raise ValueError(
                 "data.reward_funcs=[] is not valid; expected at least one reward function"
@@ -181,10 +175,10 @@ class RolloutConfig:
     )
 
     def __post_init__(self) -> None:
-        _choice("rollout.backend", self.backend, BACKENDS)
+        check_choice("rollout.backend", self.backend, BACKENDS)
         self.sampling(seed=0)  # SamplingConfig validates the sampling fields
         if self.generation_batch_size is not None:
-            _at_least("rollout.generation_batch_size", self.generation_batch_size, 1)
+            check_at_least("rollout.generation_batch_size", self.generation_batch_size, 1)
 
     def sampling(self, seed: int) -> SamplingConfig:
         return SamplingConfig(
@@ -201,9 +195,10 @@ class AlgorithmConfig(LossConfig):
     """The objective (all of labkit's LossConfig) plus the advantage estimator and update epochs."""
 
     kappa: float | None = field(
-        default=4.0,
+        default=None,
         metadata={
-            "help": "LAD inverse temperature kappa = 1/eta (paper main setting 4); setting eta drops it"
+            "help": "LAD inverse temperature kappa = 1/eta; eta and kappa both unset means kappa = 4 "
+            "(the paper's main setting)"
         },
     )
     loss_type: str | None = field(
@@ -244,9 +239,11 @@ class AlgorithmConfig(LossConfig):
     )
 
     def __post_init__(self) -> None:
+        if self.eta is None and self.kappa is None:
+            self.kappa = 4.0
         if self.loss_type is not None:
-            _choice("algorithm.loss_type", self.loss_type, tuple(TRL_LOSS_TYPES))
-            mapped = TRL_LOSS_TYPES[self.loss_type]
+            check_choice("algorithm.loss_type", self.loss_type, tuple(AGG_MODE_OF_TRL_LOSS_TYPE))
+            mapped = AGG_MODE_OF_TRL_LOSS_TYPE[self.loss_type]
             if self.loss_agg_mode not in (LossConfig.loss_agg_mode, mapped):
                 raise ValueError(
                     f"algorithm.loss_type={self.loss_type!r} means loss_agg_mode={mapped!r}, but "
@@ -258,8 +255,8 @@ class AlgorithmConfig(LossConfig):
 
         POLICY_LOSSES.get(self.loss_mode)
         self.advantage_config()
-        _at_least("algorithm.num_iterations", self.num_iterations, 1)
-        _choice("algorithm.rollout_is", self.rollout_is, ROLLOUT_IS_MODES)
+        check_at_least("algorithm.num_iterations", self.num_iterations, 1)
+        check_choice("algorithm.rollout_is", self.rollout_is, ROLLOUT_IS_MODES)
         if not self.rollout_is_cap > 0:
             raise ValueError(
                 f"algorithm.rollout_is_cap={self.rollout_is_cap!r} is not valid; expected > 0"
@@ -348,16 +345,16 @@ class TrainerConfig:
             "keep_last",
             "logging_steps",
         ):
-            _at_least(f"trainer.{key}", getattr(self, key), 1)
+            check_at_least(f"trainer.{key}", getattr(self, key), 1)
         for key in (
             "warmup_steps",
             "save_steps",
             "log_completions_steps",
             "num_completions_to_log",
         ):
-            _at_least(f"trainer.{key}", getattr(self, key), 0)
+            check_at_least(f"trainer.{key}", getattr(self, key), 0)
         if self.mini_batch_size is not None:
-            _at_least("trainer.mini_batch_size", self.mini_batch_size, 1)
+            check_at_least("trainer.mini_batch_size", self.mini_batch_size, 1)
             if self.train_batch_size % self.mini_batch_size:
                 raise ValueError(
                     f"trainer.mini_batch_size={self.mini_batch_size} is not valid; expected a divisor of "
@@ -367,15 +364,11 @@ class TrainerConfig:
             raise ValueError(
                 f"trainer.learning_rate={self.learning_rate!r} is not valid; expected > 0"
             )
-        _choice("trainer.lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
+        check_choice("trainer.lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
         for key in ("weight_decay", "max_grad_norm"):
-            _at_least(f"trainer.{key}", getattr(self, key), 0)
+            check_at_least(f"trainer.{key}", getattr(self, key), 0)
         for name in self.report_to:
-            _choice("trainer.report_to", name, ("tensorboard",))
-        if self.resume not in ("none", "auto") and not Path(self.resume).exists():
-            raise ValueError(
-                f"trainer.resume={self.resume!r} is not valid; expected none, auto or an existing checkpoint"
-            )
+            check_choice("trainer.report_to", name, ("tensorboard",))
 
     @property
     def prompts_per_update(self) -> int:
@@ -423,10 +416,10 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
-        _at_least("eval.n", self.n, 1)
-        _at_least("eval.batch_prompts", self.batch_prompts, 1)
+        check_at_least("eval.n", self.n, 1)
+        check_at_least("eval.batch_prompts", self.batch_prompts, 1)
         if self.max_prompts is not None:
-            _at_least("eval.max_prompts", self.max_prompts, 1)
+            check_at_least("eval.max_prompts", self.max_prompts, 1)
         for k in self.ks or []:
             if not 1 <= k <= self.n:
                 raise ValueError(
@@ -450,6 +443,13 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        if self.rollout.num_generations < 2 and self.algorithm.estimator in GROUP_ESTIMATORS:
+            raise ValueError(
+                f"rollout.num_generations={self.rollout.num_generations} is not valid; expected >= 2: "
+                f"the {self.algorithm.estimator!r} estimator centres rewards within each prompt's "
+                "group, so one sample per prompt makes every advantage 0 and nothing is learned "
+                "(algorithm.estimator=raw learns from single samples)"
+            )
         rows = self.trainer.prompts_per_update * self.rollout.num_generations
         if rows % self.trainer.gradient_accumulation_steps:
             raise ValueError(
@@ -464,15 +464,32 @@ class TrainConfig:
                 "algorithm.loss_mode='flowrl' needs loss_agg_mode='seq-mean-token-mean' (one term per response)"
             )
 
+    def check_machine(self, data_files: bool = True) -> Any:
+        """Checks of this machine and its files, made when a run starts (never when a config is
+        built, so a config saved elsewhere always loads): the device, the resume checkpoint and,
+        when `data_files`, the data files. Returns the torch.device to run on."""
+        device = check_device("trainer.device", self.trainer.device, allow_auto=True)
+        if self.trainer.resume not in ("none", "auto"):
+            check_path(
+                "trainer.resume", self.trainer.resume, "none, auto or an existing checkpoint"
+            )
+        for key in ("dataset", "eval_dataset"):
+            spec = getattr(self.data, key)
+            if data_files and spec is not None and not spec.startswith("reasoning_gym:"):
+                check_path(
+                    f"data.{key}", spec, "an existing JSONL/Parquet file or reasoning_gym:<task>"
+                )
+        return device
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            f.name: _plain(dataclasses.asdict(getattr(self, f.name)))
-            for f in dataclasses.fields(self)
-        }
+        return to_dict(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _plain(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in d.items()}
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
+    """A validated TrainConfig: defaults < YAML file < dotted `section.field=value` overrides."""
+    return load(TrainConfig, path, overrides)

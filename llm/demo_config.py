@@ -105,7 +105,7 @@ class DemoConfig:
 
     def trainer_config(self, method: str, seed: int, out: Path, warmup_dir: Path, prompts: Path):
         """The validated llm.config.TrainConfig of one run (demo settings win over the method's)."""
-        from llm.config_loading import load_config
+        from llm.config import load_config
 
         if method not in self.methods:
             raise ValueError(

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from labkit.config_loading import check_device
 from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
 from llm.logging import write_json_atomic
@@ -207,7 +208,7 @@ def load_for_inference(
     """(model in eval mode, tokenizer, the spec loaded) for the base model or a checkpoint
     (a checkpoint directory, or "auto" = the latest one in trainer.output_dir)."""
     from llm import checkpoint as ckpt
-    from llm.models import load_model, load_tokenizer, pick_device
+    from llm.models import load_model, load_tokenizer
 
     spec = config.model.path
     if checkpoint == "auto":
@@ -219,7 +220,7 @@ def load_for_inference(
         spec = str(found)
     elif checkpoint is not None:
         spec = checkpoint
-    device = pick_device(config.trainer.device)
+    device = check_device("trainer.device", config.trainer.device, allow_auto=True)
     model = load_model(spec, config.model.dtype, device, seed=config.trainer.seed).eval()
     return model, load_tokenizer(spec), spec
 

@@ -50,15 +50,6 @@ def cache_dir() -> Path:
     return Path(base) / "labkit"
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda if available else cpu; otherwise torch.device(device)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use cpu or auto")
-    return torch.device(device)
-
-
 # --- tiny models built in code -------------------------------------------------------------
 
 

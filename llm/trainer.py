@@ -47,7 +47,7 @@ from llm.data import format_prompt, load_datasets, record_columns
 from llm.evaluate import evaluate_model, plot_eval, write_eval
 from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
 from llm.logprobs import completion_log_probs, rollout_is_weights
-from llm.models import load_model, load_tokenizer, pick_device
+from llm.models import load_model, load_tokenizer
 from llm.rewards import RewardSet
 from llm.rollout import RolloutBatch, derive_seed
 from llm.rollout_hf import HFGenerator
@@ -119,7 +119,7 @@ class Trainer:
         eval_records: list[dict] | None = None,
     ) -> None:
         self.config = cfg = config
-        self.device = pick_device(cfg.trainer.device)
+        self.device = cfg.check_machine(data_files=train_records is None)
         use_bf16 = cfg.trainer.bf16 and self.device.type == "cuda"
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model.path)

@@ -226,11 +226,12 @@ def test_figures_all_regenerates_everything(tmp_path):
 
 
 def test_example_sweep_files_match_the_figure_experiments():
-    from bandit.config import load_config_file
+    from bandit.config import BanditConfig
     from bandit.experiments import eta_config, fig1_config, onpolicy_config
+    from labkit.config_loading import load
 
-    assert load_config_file("configs/bandit/fig1.yaml") == fig1_config().replace(etas=(1.0,))
-    assert load_config_file("configs/bandit/eta_sweep.yaml") == eta_config()
-    assert load_config_file("configs/bandit/onpolicy.yaml") == onpolicy_config()
+    assert load(BanditConfig, "configs/bandit/fig1.yaml") == fig1_config().replace(etas=(1.0,))
+    assert load(BanditConfig, "configs/bandit/eta_sweep.yaml") == eta_config()
+    assert load(BanditConfig, "configs/bandit/onpolicy.yaml") == onpolicy_config()
     for name in ("iterative.toml", "lr_grid.yaml"):
-        assert load_config_file(f"configs/bandit/{name}").steps > 0
+        assert load(BanditConfig, f"configs/bandit/{name}").steps > 0

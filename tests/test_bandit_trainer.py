@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from bandit import results
-from bandit.config import BanditConfig, expand_runs, from_dict, load_config_file
+from bandit.config import BanditConfig, expand_runs
 from bandit.metrics import METRICS, policy_metrics
 from bandit.optim import AdamState, adam_step, sgd_step
 from bandit.trainer import OldPolicy, _groups, by_arm, loss_per_run, train
 from labkit import LossConfig, get_policy_loss, theoretical_lad_loss
+from labkit.config_loading import from_dict, load
 
 
 @pytest.fixture(autouse=True)
@@ -303,19 +304,19 @@ def test_config_files_check_keys_and_types(tmp_path):
     (tmp_path / "a.yaml").write_text(
         "objectives: [reinforce, lad]\ndivergences: kl\netas: [0.5, 1]\nsteps: 10\n"
     )
-    c = load_config_file(tmp_path / "a.yaml")
+    c = load(BanditConfig, tmp_path / "a.yaml")
     assert (
         c.objectives == ("reinforce", "lad") and c.divergences == ("kl",) and c.etas == (0.5, 1.0)
     )
     (tmp_path / "b.toml").write_text('objectives = ["lad"]\nlrs = [0.01, 0.02]\n')
-    assert load_config_file(tmp_path / "b.toml").lrs == (0.01, 0.02)
-    with pytest.raises(ValueError, match="unknown bandit config key 'stepz'"):
-        from_dict({"stepz": 3})
-    with pytest.raises(ValueError, match="steps: '3' is a str, expected int"):
-        from_dict({"steps": "3"})
+    assert load(BanditConfig, tmp_path / "b.toml").lrs == (0.01, 0.02)
+    with pytest.raises(ValueError, match="unknown config key stepz; expected one of"):
+        from_dict(BanditConfig, {"stepz": 3})
+    with pytest.raises(ValueError, match="steps='3' is not valid; expected int"):
+        from_dict(BanditConfig, {"steps": "3"})
     (tmp_path / "c.yaml").write_text("- a list\n")
     with pytest.raises(ValueError, match="must hold a mapping"):
-        load_config_file(tmp_path / "c.yaml")
+        load(BanditConfig, tmp_path / "c.yaml")
 
 
 def test_results_round_trip_and_theory_gap(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from llm import checkpoint as ckpt
-from llm.config_loading import load_config
+from llm.config import load_config
 from llm.logprobs import completion_log_probs
 from llm.models import tiny_model, tiny_tokenizer
 from llm.rollout import SamplingConfig

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from llm.config_loading import load_config
+from llm.config import load_config
 from llm.logprobs import completion_log_probs
 from llm.models import SMOLLM2, load_model, load_tokenizer, resolve_model_dir, smollm2_gguf
 from llm.rollout import SamplingConfig

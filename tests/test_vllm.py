@@ -342,7 +342,7 @@ def test_trainer_with_vllm_rollouts_syncs_after_every_update(tmp_path, monkeypat
     import json
 
     from llm import rollout_vllm
-    from llm.config_loading import load_config
+    from llm.config import load_config
     from llm.trainer import Trainer
 
     init = rollout_vllm.VLLMGenerator.__init__

@@ -29,7 +29,8 @@ from typing import Any, ClassVar
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from labkit.config import LossConfig, help_of
+from labkit.config import AGG_MODE_OF_TRL_LOSS_TYPE, LossConfig
+from labkit.config_loading import help_of
 from labkit.lad import lad_loss
 from labkit.losses import agg_loss, kl_penalty
 from llm.integrations import labkit_divisor, zero_loss
@@ -39,12 +40,6 @@ Tensor = torch.Tensor
 _DEFAULTS = LossConfig()
 # lad_loss's token-mean metrics, logged as global token means
 LAD_METRICS = ("lad/log_ratio_mean", "lad/log_x_mean", "lad/frac_past_target", "lad/weight_mean")
-AGG_OF_LOSS_TYPE = {
-    "dapo": "token-mean",
-    "bnpo": "token-mean",
-    "grpo": "seq-mean-token-mean",
-    "dr_grpo": "seq-mean-token-sum-norm",
-}
 
 
 def _help(name: str) -> dict[str, str]:
@@ -66,9 +61,9 @@ class LADConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.loss_type not in AGG_OF_LOSS_TYPE:
+        if self.loss_type not in AGG_MODE_OF_TRL_LOSS_TYPE:
             raise ValueError(
-                f"loss_type={self.loss_type!r} is not valid for LAD; expected one of {list(AGG_OF_LOSS_TYPE)} "
+                f"loss_type={self.loss_type!r} is not valid for LAD; expected one of {list(AGG_MODE_OF_TRL_LOSS_TYPE)} "
                 "(for LAD it chooses only how the per-token loss is normalised)"
             )
         if self.use_liger_kernel:
@@ -92,7 +87,7 @@ class LADConfig(GRPOConfig):
         """The labkit config `lad_loss` reads."""
         return LossConfig(
             loss_mode="lad",
-            loss_agg_mode=AGG_OF_LOSS_TYPE[self.loss_type],
+            loss_agg_mode=AGG_MODE_OF_TRL_LOSS_TYPE[self.loss_type],
             divergence=self.divergence,
             eta=self.eta,
             kappa=self.kappa,

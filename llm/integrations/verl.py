@@ -28,7 +28,8 @@ from verl.trainer.ppo.core_algos import agg_loss as verl_agg_loss
 from verl.trainer.ppo.core_algos import register_policy_loss
 from verl.workers.config import PolicyLossConfig
 
-from labkit.config import LossConfig, help_of
+from labkit.config import LossConfig
+from labkit.config_loading import help_of
 from labkit.lad import lad_loss
 from labkit.losses import agg_loss as labkit_agg_loss
 from llm.integrations import zero_loss
