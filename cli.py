@@ -1,18 +1,27 @@
 """`lad`: the labkit command line. This file only parses arguments and calls library functions.
 
-Errors a user can cause (bad values, missing files) print one line to stderr and exit with code 2.
+Options that set config fields are generated from the config dataclasses (help text included),
+and figure commands from figures/registry.py, so nothing here repeats them. Errors a user can
+cause (bad values, missing files) print one line to stderr and exit with code 2.
 """
 
 from __future__ import annotations
 
-import importlib
-import platform
+import dataclasses
+import inspect
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
 import typer
+
+from bandit.config import BanditConfig
+from labkit.config import LossConfig
+from labkit.config_loading import cli_fields, describe, load, type_name
+from llm.demo_config import DemoConfig
+from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
 
 app = typer.Typer(
     help="LAD: learning advantage distributions.", no_args_is_help=True, add_completion=False
@@ -39,243 +48,162 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        except (ValueError, OSError) as e:  # bad values, missing files, a file where a dir goes
             fail(str(e))
 
     return run
 
 
+def config_options(
+    cls: type, only: Sequence[str] = (), into: str = "overrides"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one option per field of `cls` (or of `only`), help and flags from the field; the
+    command's parameter `into` gets `field=value` for each option given, parsed and checked by
+    labkit.config_loading like any override. Sections and mappings are YAML-only."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.name != into]
+        for name, tp, default, text, flags in cli_fields(cls):
+            if (only and name not in only) or dataclasses.is_dataclass(tp) or _is_dict(tp):
+                continue
+            if tp is bool:
+                flags = (f"{flags[0]}/--no-{flags[0][2:]}",)
+            text += f" [{type_name(tp)}{'' if default is None else f'; default {default}'}]"
+            option = typer.Option(None, *flags, help=text, show_default=False)
+            params.append(
+                inspect.Parameter(f"{into}__{name}", inspect.Parameter.KEYWORD_ONLY, default=option)
+            )
+            params[-1] = params[-1].replace(annotation=bool | None if tp is bool else str | None)
+
+        @wraps(fn)
+        def command(**kwargs: Any) -> Any:
+            mine = {
+                k[len(into) + 2 :]: kwargs.pop(k) for k in list(kwargs) if k.startswith(f"{into}__")
+            }
+            kwargs[into] = [f"{k}={_text(v)}" for k, v in mine.items() if v is not None]
+            return fn(**kwargs)
+
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        return command
+
+    return wrap
+
+
+def _is_dict(tp: Any) -> bool:
+    return typing.get_origin(tp) is dict
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _command_line() -> str:
+    return " ".join(["lad", *sys.argv[1:]])
+
+
+def _progress(*columns: Any) -> Any:
+    """A rich progress bar on stderr (description, bar, the given columns, elapsed time)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        *columns,
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+
+
 @app.command()
 def info() -> None:
     """Print versions, the compute device and which optional backends import."""
-    import torch
+    from labkit.io import environment
 
-    rows = [("python", platform.python_version()), ("torch", torch.__version__)]
-    for mod in (
-        "transformers",
-        "trl",
-        "verl",
-        "vllm",
-        "math_verify",
-        "reasoning_gym",
-        "tensorboard",
-    ):
-        try:
-            m = importlib.import_module(mod)
-            rows.append((mod, getattr(m, "__version__", "installed")))
-        except Exception as e:  # an optional backend may fail in many ways; report, never crash
-            rows.append((mod, f"not available ({type(e).__name__})"))
-    if torch.cuda.is_available():
-        device = f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU)"
-    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        device = "mps"
-    else:
-        device = f"cpu ({torch.get_num_threads()} threads)"
-    rows.append(("device", device))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        typer.echo(f"{k:<{width}}  {v}")
+    for k, v in environment().items():
+        typer.echo(f"{k:<13}  {v}")
 
 
 # --- bandit ----------------------------------------------------------------------------------
-def _bh(name: str) -> str:
-    """Help text of a BanditConfig field (written once, in bandit/config.py)."""
-    import dataclasses
 
-    from bandit.config import BanditConfig
-
-    return next(f.metadata["help"] for f in dataclasses.fields(BanditConfig) if f.name == name)
-
-
-# options shared by `run` and `sweep` (None = keep the config's value)
-_B_LANDSCAPE = typer.Option(None, "--landscape", "-l", help=_bh("landscape"))
-_B_REWARDS = typer.Option(None, "--rewards", help=_bh("rewards_file"))
-_B_ARMS = typer.Option(None, "--arms", "-K", help=_bh("n_arms"))
-_B_SEED = typer.Option(None, "--seed", help=_bh("seed"))
-_B_SEEDS = typer.Option(None, "--seeds", help=_bh("n_seeds"))
-_B_STEPS = typer.Option(None, "--steps", help=_bh("steps"))
-_B_G = typer.Option(None, "--num-generations", "-G", help=_bh("num_generations"))
-_B_OPTIMIZER = typer.Option(None, "--optimizer", help=_bh("optimizer"))
-_B_REFRESH = typer.Option(None, "--refresh-every", help=_bh("refresh_every"))
-_B_INIT = typer.Option(None, "--init", help=_bh("init"))
-_B_INIT_SCALE = typer.Option(None, "--init-scale", help=_bh("init_scale"))
-_B_SAMPLING = typer.Option(None, "--sampling", help=_bh("sampling"))
-_B_ADVANTAGE = typer.Option(None, "--advantage", help=_bh("advantage"))
-_B_NOISE = typer.Option(None, "--reward-noise", help=_bh("reward_noise"))
-_B_NOISE_STD = typer.Option(None, "--noise-std", help=_bh("noise_std"))
-_B_EPSILON = typer.Option(None, "--epsilon", help=_bh("epsilon"))
-_B_LOG_EVERY = typer.Option(None, "--log-every", help=_bh("log_every"))
-_B_DTYPE = typer.Option(None, "--dtype", help=_bh("dtype"))
-_B_DEVICE = typer.Option(None, "--device", help=_bh("device"))
-_B_POLICY_STEPS = typer.Option(None, "--policy-steps", help=_bh("policy_steps") + " (comma list)")
-_B_OUT = typer.Option(
+_OUT = typer.Option(
     None, "--out", "-o", help="results directory (default results/bandit/<command>-<time>)"
 )
-_B_THREADS = typer.Option(
-    1,
-    "--threads",
-    help="torch intra-op threads; 1 is fastest for small sweeps (the bench shows when 2 pay)",
+_THREADS = typer.Option(
+    1, "--threads", help="torch intra-op threads; 1 is fastest for small sweeps"
 )
+_CONFIG = typer.Option(None, "--config", "-c", help="YAML (or TOML) config file")
 
 
-# the options `run` and `sweep` share: CLI parameter -> BanditConfig field
-_B_SHARED = {
-    **{
-        name: name
-        for name in (
-            "landscape",
-            "seed",
-            "steps",
-            "num_generations",
-            "optimizer",
-            "refresh_every",
-            "init",
-            "init_scale",
-            "sampling",
-            "advantage",
-            "reward_noise",
-            "noise_std",
-            "epsilon",
-            "log_every",
-            "dtype",
-            "device",
-        )
-    },
-    "rewards": "rewards_file",
-    "arms": "n_arms",
-    "seeds": "n_seeds",
-}
-
-
-def _shared_bandit_fields(params: dict) -> dict:
-    """The shared options of a `run` / `sweep` call as BanditConfig fields (None = not given)."""
-    fields = {field: params[name] for name, field in _B_SHARED.items()}
-    fields["policy_steps"] = _csv(params["policy_steps"], int)
-    return fields
-
-
-def _csv(text: str | None, kind: type = str) -> list | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    try:
-        return [kind(t) for t in items]
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma-separated list of {kind.__name__}s") from None
-
-
-def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
+def _train_bandit(config: BanditConfig, out: str | None, command: str, threads: int) -> None:
     """Train with a progress bar, save the result files, print the summary table."""
-    import time
-
     import torch
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn, TimeRemainingColumn
 
     from bandit import results
-    from bandit.config import expand_runs
-    from bandit.trainer import prepare, train
+    from bandit.experiments import run_sweep
+    from bandit.trainer import prepare
 
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise ValueError(f"threads={threads} is not valid; expected an integer >= 1")
     torch.set_num_threads(threads)
     prepare(config)  # every check before the progress bar: bad input prints one line
-    out_dir = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
-    n_runs = len(expand_runs(config))
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"{n_runs} runs", total=config.steps)
-        result = train(config, lambda done, total: bar.update(task, completed=done))
-    path = results.save(result, out_dir, command=["lad", *sys.argv[1:]])
-    _print_summary(
-        results.summarise(results.final_rows(result)),
-        f"after {config.steps} steps ({result.seconds:.1f} s, {n_runs * config.steps / result.seconds:,.0f} run-steps/s)",
-        refreshed=config.refresh_every > 0 or config.init != "uniform",
-    )
+    with _progress(TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn()) as bar:
+        task = bar.add_task("training", total=config.steps)
+        result, path = run_sweep(config, out, command, lambda d, _: bar.update(task, completed=d))
+    speed = len(result.runs) * config.steps / result.seconds
+    title = f"after {config.steps} steps ({result.seconds:.1f} s, {speed:,.0f} run-steps/s)"
+    rows = results.summarise(results.final_rows(result))
+    Console(width=200).print(results.summary_table(rows, title, results.refreshed(config)))
     typer.echo(f"results: {path}/metrics.csv, policies.csv, config.json")
 
 
-def _print_summary(
-    rows: list[dict], title: str, refreshed: bool = False, source: list[str] | None = None
+@bandit_app.command("run")
+@user_errors
+@config_options(BanditConfig)
+def bandit_run(out: str | None = _OUT, threads: int = _THREADS, overrides: list[str] = ()) -> None:
+    """Train one configuration (5 seeds unless --seeds) in one vectorised call; print final metrics."""
+    _train_bandit(load(BanditConfig, None, ["n_seeds=5", *overrides]), out, "run", threads)
+
+
+@bandit_app.command("sweep")
+@user_errors
+@config_options(BanditConfig)
+def bandit_sweep(
+    config: str | None = _CONFIG,
+    out: str | None = _OUT,
+    threads: int = _THREADS,
+    overrides: list[str] = (),
 ) -> None:
-    """Final metrics per (objective, divergence, eta, lr): mean over seeds, (min-max) when seeds differ."""
-    import math
+    """Train a grid (objectives x divergences x eta x lr x seeds) in one vectorised call; the
+    options override the --config file (configs/bandit/*.yaml)."""
+    _train_bandit(load(BanditConfig, config, overrides), out, "sweep", threads)
 
-    from rich.console import Console
-    from rich.table import Table
 
-    def cell(r: dict, m: str, fmt: str) -> str:
-        mean, lo, hi = r[m], r[m + "_min"], r[m + "_max"]
-        if math.isnan(mean):
-            return "-"
-        if format(lo, fmt) == format(hi, fmt):
-            return format(mean, fmt)
-        return f"{format(mean, fmt)} ({format(lo, fmt)}-{format(hi, fmt)})"
-
-    table = Table(title=f"final metrics {title}", title_justify="left")
-    heads = [
-        *(["results"] if source else []),
-        "objective",
-        "div",
-        "eta",
-        "lr",
-        "seeds",
-        "TV(P_pi,P_A)",
-    ]
-    heads += ["TV(pi,P_A)"] if refreshed else []
-    heads += ["modes covered", "max arm", "entropy", "expected reward", "TV to theory"]
-    for h in heads:
-        table.add_column(h, justify="left" if h in ("results", "objective", "div") else "right")
-    for i, r in enumerate(rows):
-        modes = cell(r, "modes_covered", ".0f") + f"/{r['modes_target']:.0f}"
-        cells = [
-            *([source[i]] if source else []),
-            r["objective"],
-            r["divergence"] or "-",
-            f"{r['eta']:g}",
-            f"{r['lr']:g}",
-            str(r["n"]),
-            cell(r, "tv", ".3f"),
-        ]
-        cells += [cell(r, "tv_pi", ".3f")] if refreshed else []
-        cells += [
-            modes,
-            cell(r, "max_arm", ".3f"),
-            cell(r, "entropy", ".2f"),
-            cell(r, "expected_reward", ".3f"),
-            cell(r, "tv_theory", ".3f"),
-        ]
-        table.add_row(*cells)
-    Console(width=200).print(table)
+@bandit_app.command("config")
+@user_errors
+@config_options(BanditConfig)
+def bandit_config(config: str | None = _CONFIG, overrides: list[str] = ()) -> None:
+    """Print the resolved sweep config: every field, its value, type and help text."""
+    typer.echo(describe(BanditConfig, load(BanditConfig, config, overrides)))
 
 
 @bandit_app.command("landscape")
 @user_errors
 def bandit_landscape(
-    name: str = typer.Argument(
-        "trimodal", help="built-in landscape: trimodal, trimodal_wide, bimodal, unimodal, plateau"
+    name: str = typer.Argument("trimodal", help="built-in landscape (see `lad bandit run --help`)"),
+    rewards: str | None = typer.Option(
+        None, "--rewards", help="reward vector file (.json, .csv, .npy)"
     ),
-    rewards: str | None = _B_REWARDS,
-    arms: int = typer.Option(50, "--arms", "-K", help=_bh("n_arms")),
-    eta: float = typer.Option(1.0, help="temperature of P_A drawn (> 0)"),
+    arms: int = typer.Option(50, "--arms", "-K", help="number of arms K of a built-in landscape"),
+    eta: float = typer.Option(1.0, help="temperature of the P_A drawn (> 0)"),
     out: str | None = typer.Option(
         None,
         "--out",
         "-o",
-        help="file stem for .png and .pdf (default results/bandit/landscape-<name>)",
+        help="file stem of .png and .pdf (default results/bandit/landscape-<name>)",
     ),
 ) -> None:
     """Draw a landscape (rewards and P_A, coloured by mode) before training anything."""
@@ -284,143 +212,13 @@ def bandit_landscape(
     from figures.bandit_policies import draw_landscape
 
     if not eta > 0:
-        raise ValueError(f"eta must be > 0, got {eta}")
+        raise ValueError(f"eta={eta} is not valid; expected a number > 0")
     land = get_landscape(name, arms, rewards)
-    target = land.target(eta)
-    owner = [-1] * land.n_arms
-    for j, mode in enumerate(land.modes):
-        for a in mode:
-            owner[a] = j
-    typer.echo(
-        f"{land.name}: K={land.n_arms}, rewards in [{min(land.rewards):.3g}, {max(land.rewards):.3g}], P_A(eta={eta:g}) max {target.max():.3f}"
-    )
-    for j, mode in enumerate(land.modes):
-        typer.echo(
-            f"  mode {j}: arms {mode[0]}-{mode[-1]}, target mass {target[list(mode)].sum():.3f}"
-        )
-    import numpy as np
-
-    ax = draw_landscape(land.array(), target, np.asarray(owner), land.name)
+    typer.echo(land.summary(eta))
+    ax = draw_landscape(land.array(), land.target(eta), land.owner(), land.name)
     stem = out or f"results/bandit/landscape-{land.name.replace(':', '-')}"
-    paths = style.save(ax.figure, stem, command=" ".join(["lad", *sys.argv[1:]]))
+    paths = style.save(ax.figure, stem, command=_command_line())
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
-
-
-@bandit_app.command("run")
-@user_errors
-def bandit_run(
-    objective: str = typer.Option(
-        "lad",
-        "--objective",
-        help="lad, lad_theory, reinforce (unclipped GRPO), grpo (clipped), kl_cov",
-    ),
-    divergence: str = typer.Option(
-        "js", "--divergence", "-d", help="f-divergence of lad / lad_theory"
-    ),
-    eta: float | None = typer.Option(None, "--eta", help="LAD temperature eta > 0 (default 1)"),
-    kappa: float | None = typer.Option(
-        None, "--kappa", help="inverse temperature 1/eta (instead of --eta)"
-    ),
-    lr: float | None = typer.Option(None, "--lr", help="learning rate (default 5e-3)"),
-    landscape: str | None = _B_LANDSCAPE,
-    rewards: str | None = _B_REWARDS,
-    arms: int | None = _B_ARMS,
-    seed: int | None = _B_SEED,
-    seeds: int | None = typer.Option(5, "--seeds", help=_bh("n_seeds")),
-    steps: int | None = _B_STEPS,
-    num_generations: int | None = _B_G,
-    optimizer: str | None = _B_OPTIMIZER,
-    refresh_every: int | None = _B_REFRESH,
-    init: str | None = _B_INIT,
-    init_scale: float | None = _B_INIT_SCALE,
-    sampling: str | None = _B_SAMPLING,
-    advantage: str | None = _B_ADVANTAGE,
-    reward_noise: str | None = _B_NOISE,
-    noise_std: float | None = _B_NOISE_STD,
-    epsilon: float | None = _B_EPSILON,
-    log_every: int | None = _B_LOG_EVERY,
-    dtype: str | None = _B_DTYPE,
-    device: str | None = _B_DEVICE,
-    policy_steps: str | None = _B_POLICY_STEPS,
-    out: str | None = _B_OUT,
-    threads: int = _B_THREADS,
-) -> None:
-    """Train one configuration over several seeds (one vectorised call) and print final metrics."""
-    from bandit.config import from_dict
-
-    given = {
-        "objectives": [objective],
-        "divergences": [divergence],
-        "etas": None if eta is None else [eta],
-        "kappas": None if kappa is None else [kappa],
-        "lrs": None if lr is None else [lr],
-        **_shared_bandit_fields(locals()),
-    }
-    _bandit_train(from_dict({k: v for k, v in given.items() if v is not None}), out, "run", threads)
-
-
-@bandit_app.command("sweep")
-@user_errors
-def bandit_sweep(
-    config: str | None = typer.Option(
-        None,
-        "--config",
-        "-c",
-        help="YAML or TOML file of BanditConfig fields (configs/bandit/*.yaml); options below override it",
-    ),
-    objectives: str | None = typer.Option(
-        None, "--objectives", help="comma list, e.g. reinforce,lad_theory,lad"
-    ),
-    divergences: str | None = typer.Option(
-        None, "--divergences", help="comma list, e.g. kl,hellinger,js,tv"
-    ),
-    etas: str | None = typer.Option(None, "--etas", help="comma list of eta > 0"),
-    kappas: str | None = typer.Option(
-        None, "--kappas", help="comma list of kappa = 1/eta (instead of --etas)"
-    ),
-    lrs: str | None = typer.Option(None, "--lrs", help="comma list of learning rates"),
-    landscape: str | None = _B_LANDSCAPE,
-    rewards: str | None = _B_REWARDS,
-    arms: int | None = _B_ARMS,
-    seed: int | None = _B_SEED,
-    seeds: int | None = _B_SEEDS,
-    steps: int | None = _B_STEPS,
-    num_generations: int | None = _B_G,
-    optimizer: str | None = _B_OPTIMIZER,
-    refresh_every: int | None = _B_REFRESH,
-    init: str | None = _B_INIT,
-    init_scale: float | None = _B_INIT_SCALE,
-    sampling: str | None = _B_SAMPLING,
-    advantage: str | None = _B_ADVANTAGE,
-    reward_noise: str | None = _B_NOISE,
-    noise_std: float | None = _B_NOISE_STD,
-    epsilon: float | None = _B_EPSILON,
-    log_every: int | None = _B_LOG_EVERY,
-    dtype: str | None = _B_DTYPE,
-    device: str | None = _B_DEVICE,
-    policy_steps: str | None = _B_POLICY_STEPS,
-    out: str | None = _B_OUT,
-    threads: int = _B_THREADS,
-) -> None:
-    """Train a grid (objectives x divergences x eta x lr x seeds) in one vectorised call."""
-    from bandit.config import BanditConfig, from_dict, load_config_file
-
-    base = load_config_file(config) if config else BanditConfig()
-    given = {
-        "objectives": _csv(objectives),
-        "divergences": _csv(divergences),
-        "etas": _csv(etas, float),
-        "kappas": _csv(kappas, float),
-        "lrs": _csv(lrs, float),
-        **_shared_bandit_fields(locals()),
-    }
-    if given["etas"] is not None:
-        base = base.replace(kappas=None)
-    if given["kappas"] is not None:
-        base = base.replace(etas=None)
-    _bandit_train(
-        from_dict({k: v for k, v in given.items() if v is not None}, base), out, "sweep", threads
-    )
 
 
 @bandit_app.command("compare")
@@ -429,69 +227,51 @@ def bandit_compare(
     dirs: list[str] = typer.Argument(
         ..., help="results directories written by run, sweep or lad figures"
     ),
-    sort: str | None = typer.Option(
-        None,
-        "--sort",
-        help="sort rows by a metric: tv, kl, tv_pi, tv_theory, modes_covered, max_arm, entropy, expected_reward",
-    ),
+    sort: str | None = typer.Option(None, "--sort", help="sort rows by a summary metric, e.g. tv"),
     csv_out: str | None = typer.Option(None, "--csv", help="also write the table to this CSV file"),
 ) -> None:
     """A table of final metrics (mean over seeds) across result directories."""
-    import csv
-    import io
-    from pathlib import Path
+    from rich.console import Console
 
     from bandit import results
+    from labkit.io import atomic_write
 
-    rows, source = [], []
-    refreshed = False
-    for d in dirs:
-        res = results.load(d)
-        refreshed |= res.config.refresh_every > 0 or res.config.init != "uniform"
-        for r in results.summarise(results.final_rows(res)):
-            rows.append(r)
-            source.append("/".join(Path(d).resolve().parts[-2:]))  # short label; --csv keeps it
-    if sort is not None:
-        if sort not in results.SUMMARY_METRICS:
-            raise ValueError(
-                f"sort={sort!r} is not valid; expected one of {list(results.SUMMARY_METRICS)}"
-            )
-        order = sorted(range(len(rows)), key=lambda i: rows[i][sort])
-        rows, source = [rows[i] for i in order], [source[i] for i in order]
-    _print_summary(
-        rows,
-        f"of {len(dirs)} result director{'y' if len(dirs) == 1 else 'ies'}",
-        refreshed=refreshed,
-        source=source,
-    )
+    rows, source, refreshed = results.compare(dirs, sort)
+    title = f"of {len(dirs)} result director{'y' if len(dirs) == 1 else 'ies'}"
+    Console(width=200).print(results.summary_table(rows, title, refreshed, source))
     if csv_out:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["results", *rows[0].keys()], lineterminator="\n")
-        writer.writeheader()
-        for s, r in zip(source, rows, strict=True):
-            writer.writerow({"results": s, **r})
-        results.atomic_write(Path(csv_out), buf.getvalue())
+        atomic_write(csv_out, results.summary_csv(rows, source))
         typer.echo(f"wrote {csv_out}")
 
 
 # --- llm -------------------------------------------------------------------------------------
+_OVERRIDES = typer.Argument(
+    None,
+    help="config overrides section.field=value (CLI wins over the YAML), e.g. algorithm.divergence=kl trainer.seed=3",
+    show_default=False,
+)
+_LLM_CONFIG = typer.Option(None, "--config", "-c", help="YAML config (configs/llm/*.yaml)")
+_CHECKPOINT = typer.Option(None, help="a checkpoint directory or auto; default: the base model")
 
-_OVERRIDES_HELP = "config overrides section.field=value (CLI wins over the YAML), e.g. algorithm.divergence=kl trainer.seed=3"
 
-
-def _llm_config(config: str | None, overrides: list[str] | None, *extra: str):
-    from llm.config_loading import load_config
+def _llm_config(config: str | None, overrides: list[str] | None, *extra: str) -> Any:
+    from llm.config import load_config
 
     return load_config(config, [*(overrides or []), *extra])
+
+
+def _draw_evals(run_dir: Any) -> None:
+    from figures.llm_eval import draw_evals
+
+    for path in draw_evals(run_dir, _command_line()):
+        typer.echo(f"wrote {path}")
 
 
 @llm_app.command("train")
 @user_errors
 def llm_train(
-    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
-    config: str | None = typer.Option(
-        None, "--config", "-c", help="YAML config (configs/llm/*.yaml)"
-    ),
+    overrides: list[str] | None = _OVERRIDES,
+    config: str | None = _LLM_CONFIG,
     resume: str | None = typer.Option(
         None, help="auto (latest checkpoint in output_dir) or a checkpoint directory"
     ),
@@ -507,40 +287,35 @@ def llm_train(
     keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
     typer.echo(f"done: {cfg.trainer.max_steps} steps in {cfg.trainer.output_dir}  {summary}")
+    _draw_evals(cfg.trainer.output_dir)
 
 
 @llm_app.command("eval")
 @user_errors
 def llm_eval(
-    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
-    config: str | None = typer.Option(
-        None, "--config", "-c", help="YAML config (data, eval and model sections)"
-    ),
-    checkpoint: str | None = typer.Option(
-        None, help="a checkpoint directory or auto; default: the base model"
-    ),
+    overrides: list[str] | None = _OVERRIDES,
+    config: str | None = _LLM_CONFIG,
+    checkpoint: str | None = _CHECKPOINT,
     out: str | None = typer.Option(None, help="output directory (default trainer.output_dir)"),
     label: str | None = typer.Option(None, help="name of this evaluation: eval_<label>.json"),
 ) -> None:
     """Sample eval.n completions per held-out prompt: avg@n, pass@k, maj@n, distinct-n (JSON + plot)."""
     from llm.evaluate import run_eval
 
-    path, result = run_eval(
-        _llm_config(config, overrides), checkpoint=checkpoint, out_dir=out, label=label
-    )
+    cfg = _llm_config(config, overrides)
+    path, result = run_eval(cfg, checkpoint=checkpoint, out_dir=out, label=label)
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<26} {v:.4f}")
-    typer.echo(f"wrote {path} and {path.parent / 'eval.png'}")
+    typer.echo(f"wrote {path}")
+    _draw_evals(path.parent)
 
 
 @llm_app.command("sample")
 @user_errors
 def llm_sample(
-    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
-    config: str | None = typer.Option(None, "--config", "-c", help="YAML config"),
-    checkpoint: str | None = typer.Option(
-        None, help="a checkpoint directory or auto; default: the base model"
-    ),
+    overrides: list[str] | None = _OVERRIDES,
+    config: str | None = _LLM_CONFIG,
+    checkpoint: str | None = _CHECKPOINT,
     prompt: list[str] | None = typer.Option(
         None, "--prompt", "-p", help="a user message (repeatable); default: eval records"
     ),
@@ -550,114 +325,75 @@ def llm_sample(
     """Print a few sampled completions (with their rewards when the prompts come from the data)."""
     from llm.evaluate import sample_completions
 
-    rows = sample_completions(
-        _llm_config(config, overrides), checkpoint, prompt, n=n, num_prompts=num_prompts
-    )
-    for row in rows:
+    cfg = _llm_config(config, overrides)
+    for row in sample_completions(cfg, checkpoint, prompt, n=n, num_prompts=num_prompts):
         typer.echo(f"=== prompt\n{row['prompt']}")
         if row["answer"] is not None:
             typer.echo(f"--- gold answer: {row['answer']}")
         for i, (text, r) in enumerate(zip(row["completions"], row["rewards"], strict=True)):
-            typer.echo(
-                f"--- completion {i}" + ("" if r is None else f" (reward {r:.3g})") + f"\n{text}"
-            )
+            reward = "" if r is None else f" (reward {r:.3g})"
+            typer.echo(f"--- completion {i}{reward}\n{text}")
 
 
 @llm_app.command("config")
 @user_errors
 def llm_config(
-    overrides: list[str] | None = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
-    config: str | None = typer.Option(None, "--config", "-c", help="YAML config to resolve"),
+    overrides: list[str] | None = _OVERRIDES,
+    config: str | None = _LLM_CONFIG,
+    full: bool = typer.Option(
+        False, "--describe", help="every field with its type and help text as YAML comments"
+    ),
 ) -> None:
-    """Print the resolved config as YAML (no arguments: every field, its default and help)."""
-    from llm.config_loading import describe
+    """Print the resolved config as YAML (no arguments: the reference of every field)."""
+    from llm.config import TrainConfig
 
-    if config is None and not overrides:
-        typer.echo(describe())
+    cfg = _llm_config(config, overrides)
+    if full or (config is None and not overrides):
+        typer.echo(describe(TrainConfig, cfg))
     else:
-        typer.echo(_llm_config(config, overrides).to_yaml(), nl=False)
+        typer.echo(cfg.to_yaml(), nl=False)
 
 
 @llm_app.command("verl")
 @user_errors
+@config_options(LaunchConfig, into="launch")
+@config_options(LossConfig, only=LAD_KEYS, into="lad")
 def llm_verl(
-    overrides: list[str] | None = typer.Argument(
+    extra: list[str] | None = typer.Argument(
         None, help="extra verl Hydra overrides key.path=value, applied last", show_default=False
     ),
-    preset: str = typer.Option(
-        "single-gpu", help="qwen2.5-7b-dapo-8gpu (the paper's setting, 8 GPUs) or single-gpu"
-    ),
-    model: str | None = typer.Option(None, help="actor_rollout_ref.model.path (HF id or dir)"),
-    train_files: str | None = typer.Option(None, help="data.train_files (verl parquet)"),
-    val_files: str | None = typer.Option(None, help="data.val_files (verl parquet)"),
-    n_gpus: int | None = typer.Option(None, help="trainer.n_gpus_per_node"),
-    nnodes: int | None = typer.Option(None, help="trainer.nnodes"),
-    divergence: str | None = typer.Option(None, help="LAD f-divergence (default js)"),
-    eta: float | None = typer.Option(None, help="LAD temperature eta (give eta or kappa)"),
-    kappa: float | None = typer.Option(None, help="inverse temperature kappa = 1/eta"),
-    ratio_level: str | None = typer.Option(
-        None, help="token, sequence-sum or sequence-mean likelihood ratios"
-    ),
-    standardized: bool | None = typer.Option(
-        None, "--standardized/--no-standardized", help="use f(x) - f'(1)(x - 1)"
-    ),
-    loss_agg_mode: str | None = typer.Option(None, help="verl loss_agg_mode (default token-mean)"),
-    python: str = typer.Option("python3", help="interpreter of the env with verl, vLLM, labkit"),
     run: bool = typer.Option(False, "--run", help="run the command instead of printing it"),
+    launch: list[str] = (),
+    lad: list[str] = (),
 ) -> None:
     """Print (or --run) the verl command of a LAD run: labkit's loss as verl's policy loss `lad`."""
     import subprocess
 
     from llm.integrations.verl_launch import main_ppo_command, render_script
 
-    lad = dict(
-        divergence=divergence,
-        eta=eta,
-        kappa=kappa,
-        ratio_level=ratio_level,
-        standardized=standardized,
-        loss_agg_mode=loss_agg_mode,
-    )
-    argv = main_ppo_command(
-        preset,
-        lad=lad,
-        overrides=overrides,
-        python=python,
-        model=model,
-        train_files=train_files,
-        val_files=val_files,
-        n_gpus_per_node=n_gpus,
-        nnodes=nnodes,
-    )
+    opts, loss = load(LaunchConfig, None, launch), load(LossConfig, None, lad)
+    given = {k: getattr(loss, k) for k in (o.partition("=")[0] for o in lad)}
+    argv = main_ppo_command(opts.preset, given, extra, opts.python, **opts.shorthands())
     if not run:
-        typer.echo(render_script(argv, preset), nl=False)
+        typer.echo(render_script(argv, opts.preset), nl=False)
         return
-    probe = subprocess.run([python, "-c", "import llm.integrations.verl"], capture_output=True)
+    probe = subprocess.run([opts.python, "-c", "import llm.integrations.verl"], capture_output=True)
     if probe.returncode != 0:
-        fail(f"{python} cannot import verl and labkit's plug-in (see scripts/setup_verl_env.sh)")
+        fail(f"{opts.python} cannot import verl and labkit's plug-in (scripts/setup_verl_env.sh)")
     raise typer.Exit(subprocess.run(argv, check=False).returncode)
-
-
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.replace(",", " ").split()]
-    except ValueError:
-        raise ValueError(
-            f"--seeds {text!r} is not valid; expected integers such as 0,1,2"
-        ) from None
-    if not seeds:
-        raise ValueError(f"--seeds {text!r} is not valid; expected at least one integer")
-    return seeds
 
 
 @llm_app.command("demo")
 @user_errors
+@config_options(
+    DemoConfig,
+    only=("seeds", "warmup_correct_frac", "model_seed", "eval_n", "eval_every", "workers"),
+)
 def llm_demo(
     quick: bool = typer.Option(
         False, "--quick", help="CI size: one seed, 4 steps, 8 samples per prompt"
     ),
     out: str = typer.Option("results/llm_demo", "--out", "-o", help="output directory"),
-    seeds: str | None = typer.Option(None, "--seeds", help="RL seeds, e.g. 0,1,2"),
     sweep: str = typer.Option(
         "main", help="main (GRPO, LAD-JS, LAD-KL), eta (LAD-JS over kappa) or divergence"
     ),
@@ -665,48 +401,37 @@ def llm_demo(
         None, "--config", "-c", help="demo YAML (configs/llm/demo/demo.yaml)"
     ),
     methods: str | None = typer.Option(
-        None, "--methods", help="run only these methods of the config, e.g. grpo,lad_js"
+        None, "--methods", help="run only these methods, e.g. grpo,lad_js"
     ),
     train: list[str] | None = typer.Option(
         None,
         "--train",
         help="extra trainer override for every method (repeatable), e.g. algorithm.num_iterations=4",
     ),
-    workers: int | None = typer.Option(None, "--workers", "-j", help="runs in parallel"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw OUT/figures"),
+    overrides: list[str] = (),
 ) -> None:
     """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU, minutes."""
-    import dataclasses
     import time
 
-    from llm.demo import run_demo
-    from llm.demo_config import DemoConfig, results_file
+    from llm.demo import run_demo, summary_text
+    from llm.demo_config import results_file
 
-    cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
+    cfg = load(DemoConfig, config)
     if quick:
         cfg = cfg.quick()
-    if seeds is not None:
-        cfg = dataclasses.replace(cfg, seeds=_parse_seeds(seeds))
-    if workers is not None:
-        cfg = dataclasses.replace(cfg, workers=workers)
+    cfg = load(DemoConfig, None, overrides, base=cfg)
     if train:
         cfg = dataclasses.replace(cfg, train=[*cfg.train, *train])
     if methods is not None:
         cfg = cfg.select(methods.replace(",", " ").split())
     start = time.perf_counter()
     results = run_demo(cfg, out, log=typer.echo, sweep=sweep)
-    n = results["eval_n"]
-    typer.echo(f"{'method':<18} avg@{n:<6} pass@{n:<5} distinct correct  coverage")
-    for method, s in results["summary"].items():
-        typer.echo(
-            f"{method:<18} {s[f'avg@{n}']['mean']:.3f}    {s[f'pass@{n}']['mean']:.3f}    "
-            f"{s['distinct_correct/mean']['mean']:.2f} ± {s['distinct_correct/mean']['std']:.2f}"
-            f"       {s['distinct_correct/coverage']['mean']:.3f}"
-        )
+    typer.echo(summary_text(results))
     if figures:
         from figures.llm import draw_all
 
-        written = draw_all(out, f"{out}/figures", " ".join(["lad", *sys.argv[1:]]))
+        written = draw_all(out, f"{out}/figures", _command_line())
         typer.echo(f"figures: {', '.join(str(p) for p in written if p.suffix == '.png')}")
     t = results["timing"]
     typer.echo(
@@ -715,21 +440,7 @@ def llm_demo(
     )
 
 
-# --- figures ---------------------------------------------------------------------------------
-# name and one-line help of every figure (figures.registry.FIGURES holds the same names; a test checks)
-_FIGURES = (
-    (
-        "fig1",
-        "Figure 1: final policies of GRPO, theoretical and practical LAD against P_A (50 arms)",
-    ),
-    ("fig2", "Figure 2: trajectories on the practical LAD loss, 3 arms (hellinger, js rows)"),
-    ("weights", "how each f-divergence limits growth (analytic, no training)"),
-    ("eta", "eta sweep: TV to P_A, modes covered and entropy against eta"),
-    ("curves", "learning curves of Figure 1's runs with seed bands"),
-    ("refresh", "pi_old fixed vs refreshed every step"),
-    ("surrogate", "Theorem B.1: practical vs theoretical LAD gap against the trust-region size"),
-    ("landscapes", "the built-in reward landscapes and their P_A"),
-)
+# --- figures: one command per entry of figures/registry.py ----------------------------------
 _F_OUT = typer.Option(
     "results/figures", "--out", "-o", help="directory for the .png and .pdf files"
 )
@@ -742,59 +453,50 @@ _F_REPLOT = typer.Option(
 _F_WORKERS = typer.Option(
     2, "--workers", "-j", help="processes that run experiments in parallel (one thread each)"
 )
+_F_RUNS = typer.Option(
+    None,
+    "--runs",
+    help="run directories, or directories above them (repeatable); default results/llm_demo",
+)
 
 
 def _make_figures(names: list[str], out: str, data: str | None, replot: bool, workers: int) -> None:
-    """Run the experiments the figures read (unless replot), then draw them; rich progress bars."""
+    """Run the experiments the figures read (unless replot), then draw them."""
     import time
     from pathlib import Path
 
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import TaskProgressColumn
 
     from figures.registry import draw_many, needed_experiments
 
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ValueError(f"workers={workers} is not valid; expected an integer >= 1")
     start = time.perf_counter()
     data_root = Path(data) if data else Path(out) / "data"
     experiments = needed_experiments(names)
-    command = " ".join(["lad", *sys.argv[1:]])
-    columns = (
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    with _progress(TaskProgressColumn()) as bar:
         if experiments and not replot:
             import torch
 
-            from bandit.experiments import EXPERIMENTS, run_experiments
+            from bandit.experiments import run_experiments
 
-            torch.set_num_threads(
-                1
-            )  # small tensors: more threads only contend (workers are processes)
-
+            torch.set_num_threads(1)  # small tensors: more threads only contend
             tasks = {e: bar.add_task(f"train {e}", total=1) for e in experiments}
-            for e in experiments:
-                EXPERIMENTS.get(e)
             run_experiments(
                 experiments,
                 data_root,
                 workers,
-                lambda e, done, total: bar.update(tasks[e], completed=done, total=total),
+                lambda e, d, t: bar.update(tasks[e], completed=d, total=t),
             )
         drawing = bar.add_task("draw figures", total=len(names))
-        written = draw_many(names, data_root, out, command, workers, lambda _: bar.advance(drawing))
-    typer.echo(
-        f"{len(written)} files in {out} ({time.perf_counter() - start:.0f} s; results in {data_root})"
-    )
+        written = draw_many(
+            names, data_root, out, _command_line(), workers, lambda _: bar.advance(drawing)
+        )
+    seconds = time.perf_counter() - start
+    typer.echo(f"{len(written)} files in {out} ({seconds:.0f} s; results in {data_root})")
 
 
-def _figure_command(name: str, help_text: str) -> None:
-    @figures_app.command(name, help=help_text)
-    @user_errors
+def _figure_command(name: str, description: str) -> None:
     def command(
         out: str = _F_OUT,
         data: str | None = _F_DATA,
@@ -803,9 +505,29 @@ def _figure_command(name: str, help_text: str) -> None:
     ) -> None:
         _make_figures([name], out, data, replot, workers)
 
+    figures_app.command(name, help=description)(user_errors(command))
 
-for _name, _help in _FIGURES:
-    _figure_command(_name, _help)
+
+def _llm_figure_command(name: str, description: str) -> None:
+    def command(runs: list[str] | None = _F_RUNS, out: str = _F_OUT) -> None:
+        from figures.registry import draw_llm
+
+        for path in draw_llm(name, runs, out, _command_line()):
+            typer.echo(f"wrote {path}")
+
+    figures_app.command(name, help=description)(user_errors(command))
+
+
+def _register_figures() -> None:
+    from figures.registry import FIGURES, LLM_FIGURES
+
+    for name in FIGURES:
+        _figure_command(name, FIGURES.get(name).description)
+    for name in LLM_FIGURES:
+        _llm_figure_command(name, LLM_FIGURES.get(name).description)
+
+
+_register_figures()
 
 
 @figures_app.command("all")
@@ -816,87 +538,29 @@ def figures_all(
     replot: bool = _F_REPLOT,
     workers: int = _F_WORKERS,
 ) -> None:
-    """Regenerate every figure from scratch: run the experiments (training included), then draw."""
-    _make_figures([n for n, _ in _FIGURES], out, data, replot, workers)
-    _llm_figures_if_saved(out)  # LLM figures from saved `lad llm demo` logs (defined below)
+    """Regenerate every figure: run the experiments (training included), draw them, and redraw
+    the LLM figures when saved `lad llm demo` logs exist (LLM runs are not retrained here)."""
+    from figures import llm
+    from figures.registry import FIGURES
+
+    _make_figures(FIGURES.names(), out, data, replot, workers)
+    if not (llm.DEMO_ROOT / "results.json").is_file():
+        typer.echo(f"LLM figures skipped: no {llm.DEMO_ROOT}/results.json (run `lad llm demo`)")
+        return
+    written = llm.draw_all(llm.DEMO_ROOT, out, _command_line())
+    typer.echo(f"{len(written)} LLM figure files in {out} (from {llm.DEMO_ROOT})")
 
 
 @figures_app.command("list")
 def figures_list() -> None:
-    """List the figures and the experiments each one reads."""
-    from figures.registry import FIGURES
+    """List the figures and what each one reads."""
+    from figures.registry import FIGURES, LLM_FIGURES
 
     for name in FIGURES:
         spec = FIGURES.get(name)
         typer.echo(f"{name:<11} {spec.description}  [reads: {', '.join(spec.needs) or 'nothing'}]")
-
-
-_LLM_RUNS = typer.Option(
-    None,
-    "--runs",
-    help="run directories, or directories above them (repeatable); default results/llm_demo",
-)
-
-
-def _llm_figure(which: str, runs: list[str] | None, out: str) -> None:
-    from pathlib import Path
-
-    from figures import llm, style
-
-    command = " ".join(["lad", *sys.argv[1:]])
-    paths = runs or [str(llm.DEMO_ROOT)]
-    if which == "llm":
-        if len(paths) != 1:
-            raise ValueError(f"--runs takes one demo directory for `figures llm`, got {paths}")
-        figs = {"llm_demo": llm.figure_demo(paths[0]), "llm_answers": llm.figure_answers(paths[0])}
-    else:
-        logs = llm.find_runs(paths)
-        draw = {"eta-sweep": llm.figure_eta_sweep, "divergences": llm.figure_divergences}
-        stem = {"eta-sweep": "llm_eta", "divergences": "llm_divergences", "cost": "llm_cost"}[which]
-        figs = {stem: draw.get(which, llm.figure_cost)(logs)}
-    for stem, fig in figs.items():
-        for path in style.save(fig, Path(out) / stem, command):
-            typer.echo(f"wrote {path}")
-
-
-@figures_app.command("llm")
-@user_errors
-def figures_llm(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
-    """LLM demo: learning curves, distinct correct answers, answer histograms (from its logs)."""
-    _llm_figure("llm", runs, out)
-
-
-@figures_app.command("eta-sweep")
-@user_errors
-def figures_eta_sweep(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
-    """Paper Fig. 3 from LLM run logs: avg@n and pass@n against eta (lad llm demo --sweep eta)."""
-    _llm_figure("eta-sweep", runs, out)
-
-
-@figures_app.command("divergences")
-@user_errors
-def figures_divergences(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
-    """Paper Fig. 4 from LLM run logs: avg@n per divergence, strict / non-strict means dashed."""
-    _llm_figure("divergences", runs, out)
-
-
-@figures_app.command("cost")
-@user_errors
-def figures_cost(runs: list[str] | None = _LLM_RUNS, out: str = _F_OUT) -> None:
-    """Paper Fig. 5 from LLM run logs: time per token across training, LAD vs GRPO."""
-    _llm_figure("cost", runs, out)
-
-
-def _llm_figures_if_saved(out: str) -> None:
-    """`figures all`: redraw the LLM figures when saved demo logs exist (LLM runs are not
-    retrained here; `lad llm demo` makes them)."""
-    from figures import llm
-
-    if not (llm.DEMO_ROOT / "results.json").is_file():
-        typer.echo(f"LLM figures skipped: no {llm.DEMO_ROOT}/results.json (run `lad llm demo`)")
-        return
-    written = llm.draw_all(llm.DEMO_ROOT, out, " ".join(["lad", *sys.argv[1:]]))
-    typer.echo(f"{len(written)} LLM figure files in {out} (from {llm.DEMO_ROOT})")
+    for name in LLM_FIGURES:
+        typer.echo(f"{name:<11} {LLM_FIGURES.get(name).description}  [reads: LLM run logs]")
 
 
 def main() -> None:

@@ -26,8 +26,9 @@ NOISES = ("none", "gaussian", "bernoulli")
 MAX_SEED = 2**32 - 1
 
 
-def _h(text: str) -> dict[str, str]:
-    return {"help": text}
+def _h(text: str, *flags: str) -> dict[str, Any]:
+    """Field metadata: help text, and the command-line flags when they differ from --field-name."""
+    return {"help": text, "flags": flags} if flags else {"help": text}
 
 
 @dataclass
@@ -37,40 +38,61 @@ class BanditConfig:
     # landscape
     landscape: str = field(
         default="trimodal",
-        metadata=_h("built-in landscape: trimodal, trimodal_wide, bimodal, unimodal, plateau"),
+        metadata=_h(
+            "built-in landscape: trimodal, trimodal_wide, bimodal, unimodal, plateau",
+            "--landscape",
+            "-l",
+        ),
     )
     rewards_file: str | None = field(
         default=None,
-        metadata=_h("reward vector from a .json, .csv or .npy file (overrides landscape)"),
+        metadata=_h(
+            "reward vector from a .json, .csv or .npy file (overrides landscape)", "--rewards"
+        ),
     )
-    n_arms: int = field(default=50, metadata=_h("number of arms K of a built-in landscape"))
+    n_arms: int = field(
+        default=50, metadata=_h("number of arms K of a built-in landscape", "--arms", "-K")
+    )
     # grid axes
     objectives: tuple[str, ...] = field(
-        default=("lad",), metadata=_h(f"objectives: {', '.join(OBJECTIVES)}")
+        default=("lad",),
+        metadata=_h(f"objectives: {', '.join(OBJECTIVES)}", "--objectives", "--objective"),
     )
     divergences: tuple[str, ...] = field(
         default=("js",),
         metadata=_h(
-            "f-divergences of lad and lad_theory: kl, rkl, jeffreys, tv, hellinger, js, pearson, neyman"
+            "f-divergences of lad and lad_theory: kl, rkl, jeffreys, tv, hellinger, js, pearson, neyman",
+            "--divergences",
+            "--divergence",
+            "-d",
         ),
     )
     etas: tuple[float, ...] | None = field(
         default=None,
         metadata=_h(
-            "LAD temperatures eta > 0 (a = A/eta); give etas or kappas; neither means eta = 1"
+            "LAD temperatures eta > 0 (a = A/eta); give etas or kappas; neither means eta = 1",
+            "--etas",
+            "--eta",
         ),
     )
     kappas: tuple[float, ...] | None = field(
         default=None,
-        metadata=_h("inverse temperatures kappa = 1/eta (the paper's code uses kappa)"),
+        metadata=_h(
+            "inverse temperatures kappa = 1/eta (the paper's code uses kappa)",
+            "--kappas",
+            "--kappa",
+        ),
     )
-    lrs: tuple[float, ...] = field(default=(5e-3,), metadata=_h("learning rates"))
+    lrs: tuple[float, ...] = field(default=(5e-3,), metadata=_h("learning rates", "--lrs", "--lr"))
     seed: int = field(default=0, metadata=_h("first seed; runs use seed, seed + 1, ..."))
-    n_seeds: int = field(default=1, metadata=_h("number of seeds per grid point"))
+    n_seeds: int = field(default=1, metadata=_h("number of seeds per grid point", "--seeds"))
     # training
     steps: int = field(default=4000, metadata=_h("optimiser steps"))
     num_generations: int = field(
-        default=64, metadata=_h("samples per step from pi_old (G; TRL num_generations)")
+        default=64,
+        metadata=_h(
+            "samples per step from pi_old (G; TRL num_generations)", "--num-generations", "-G"
+        ),
     )
     optimizer: str = field(
         default="adam", metadata=_h("adam or sgd (vectorised over runs, per-run learning rate)")

@@ -20,6 +20,8 @@ import csv
 import io
 import json
 import multiprocessing
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from bandit import results
 from bandit.config import BanditConfig
 from bandit.landscapes import LANDSCAPES, get_landscape
 from bandit.theory import GAP_COLUMNS, surrogate_gap
-from bandit.trainer import Progress, train
+from bandit.trainer import BanditResult, Progress, train
 from labkit.config import LossConfig
 from labkit.losses import compute_loss
 from labkit.registry import Registry
@@ -231,14 +233,24 @@ def run_landscapes(out: Path, progress: Progress | None = None, steps: int | Non
     w.writerow(["landscape", "arm", "reward", "target", "mode"])
     for name in sorted(LANDSCAPES, key=lambda n: n != "trimodal"):  # the default first
         land = get_landscape(name)
-        owner = {arm: j for j, arms in enumerate(land.modes) for arm in arms}
-        for arm, (rew, pa) in enumerate(zip(land.rewards, land.target(1.0), strict=True)):
-            w.writerow([name, arm, f"{rew:.6g}", f"{pa:.6g}", owner.get(arm, -1)])
+        rows = zip(land.rewards, land.target(1.0), land.owner(), strict=True)
+        for arm, (rew, pa, mode) in enumerate(rows):
+            w.writerow([name, arm, f"{rew:.6g}", f"{pa:.6g}", int(mode)])
     results.atomic_write(out / "landscapes.csv", buf.getvalue())
     meta = {"kind": "landscapes", "eta": 1.0, "n_arms": 50, "versions": results.versions()}
     results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     if progress is not None:
         progress(1, 1)
+
+
+def run_sweep(
+    config: BanditConfig, out: str | Path | None, command: str, progress: Progress | None = None
+) -> tuple[BanditResult, Path]:
+    """`lad bandit run/sweep`: train every run of `config`, save the result files into `out`
+    (default results/bandit/<command>-<time>) and return (result, directory)."""
+    out = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = train(config, progress)
+    return result, results.save(result, out, command=["lad", *sys.argv[1:]])
 
 
 def run_experiment(

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from labkit.lad import advantage_distribution
 from labkit.registry import Registry
 
 
@@ -43,15 +45,32 @@ class Landscape:
 
     def target(self, eta: float = 1.0) -> np.ndarray:
         """P_A (K,) at temperature eta (exact; the baseline cancels in the softmax)."""
-        z = self.array() / eta
-        z = np.exp(z - z.max())
-        return z / z.sum()
+        return advantage_distribution(torch.as_tensor(self.array()), eta).exp().numpy()
+
+    def owner(self) -> np.ndarray:
+        """(K,) int: the mode each arm belongs to, -1 for arms in no mode."""
+        out = np.full(self.n_arms, -1)
+        for j, arms in enumerate(self.modes):
+            out[list(arms)] = j
+        return out
+
+    def summary(self, eta: float = 1.0) -> str:
+        """A few lines on the landscape: K, the reward range, and each mode's P_A mass at eta."""
+        target = self.target(eta)
+        lines = [
+            f"{self.name}: K={self.n_arms}, rewards in [{min(self.rewards):.3g}, "
+            f"{max(self.rewards):.3g}], P_A(eta={eta:g}) max {target.max():.3f}"
+        ]
+        for j, mode in enumerate(self.modes):
+            mass = target[list(mode)].sum()
+            lines.append(f"  mode {j}: arms {mode[0]}-{mode[-1]}, target mass {mass:.3f}")
+        return "\n".join(lines)
 
     def mode_matrix(self) -> np.ndarray:
         """(K, M) 0/1 membership of each arm in each mode."""
+        owner = self.owner()
         m = np.zeros((self.n_arms, len(self.modes)))
-        for j, arms in enumerate(self.modes):
-            m[list(arms), j] = 1.0
+        m[np.flatnonzero(owner >= 0), owner[owner >= 0]] = 1.0
         return m
 
     def to_dict(self) -> dict:

@@ -243,3 +243,77 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s["modes_target"] = float(np.mean([x["modes_target"] for x in members]))
         out.append(s)
     return out
+
+
+def refreshed(config: BanditConfig) -> bool:
+    """Whether pi differs from pi_old at the start of a step (then TV(pi, P_A) is shown too)."""
+    return config.refresh_every > 0 or config.init != "uniform"
+
+
+def compare(dirs: list[str], sort: str | None = None) -> tuple[list[dict], list[str], bool]:
+    """Summary rows of several results directories: (rows, the directory of each row, whether
+    any of them refreshed pi_old); rows sorted by the metric `sort` when given."""
+    if sort is not None and sort not in SUMMARY_METRICS:
+        raise ValueError(f"sort={sort!r} is not valid; expected one of {list(SUMMARY_METRICS)}")
+    rows, source, any_refreshed = [], [], False
+    for d in dirs:
+        res = load(d)
+        any_refreshed |= refreshed(res.config)
+        for r in summarise(final_rows(res)):
+            rows.append(r)
+            source.append("/".join(Path(d).resolve().parts[-2:]))  # short label
+    if sort is not None:
+        order = sorted(range(len(rows)), key=lambda i: rows[i][sort])
+        rows, source = [rows[i] for i in order], [source[i] for i in order]
+    return rows, source, any_refreshed
+
+
+def summary_csv(rows: list[dict], source: list[str]) -> str:
+    """The compared rows as CSV text (a `results` column, then every summary field)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["results", *rows[0].keys()], lineterminator="\n")
+    writer.writeheader()
+    for s, r in zip(source, rows, strict=True):
+        writer.writerow({"results": s, **r})
+    return buf.getvalue()
+
+
+def summary_table(
+    rows: list[dict], title: str, refreshed: bool = False, source: list[str] | None = None
+) -> Any:
+    """A rich Table of final metrics per (objective, divergence, eta, lr): the mean over seeds,
+    with (min-max) when the seeds differ at the shown precision."""
+    import math
+
+    from rich.table import Table
+
+    def cell(r: dict, m: str, fmt: str) -> str:
+        mean, lo, hi = r[m], r[m + "_min"], r[m + "_max"]
+        if math.isnan(mean):
+            return "-"
+        if format(lo, fmt) == format(hi, fmt):
+            return format(mean, fmt)
+        return f"{format(mean, fmt)} ({format(lo, fmt)}-{format(hi, fmt)})"
+
+    metrics = [("tv", "TV(P_pi,P_A)", ".3f")]
+    metrics += [("tv_pi", "TV(pi,P_A)", ".3f")] if refreshed else []
+    metrics += [
+        ("modes_covered", "modes covered", ".0f"),
+        ("max_arm", "max arm", ".3f"),
+        ("entropy", "entropy", ".2f"),
+        ("expected_reward", "expected reward", ".3f"),
+        ("tv_theory", "TV to theory", ".3f"),
+    ]
+    table = Table(title=f"final metrics {title}", title_justify="left")
+    for h in [*(["results"] if source else []), "objective", "div"]:
+        table.add_column(h, justify="left")
+    for h in ["eta", "lr", "seeds", *(head for _, head, _ in metrics)]:
+        table.add_column(h, justify="right")
+    for i, r in enumerate(rows):
+        cells = [*([source[i]] if source else []), r["objective"], r["divergence"] or "-"]
+        cells += [f"{r['eta']:g}", f"{r['lr']:g}", str(r["n"])]
+        for m, _, fmt in metrics:
+            extra = f"/{r['modes_target']:.0f}" if m == "modes_covered" else ""
+            cells.append(cell(r, m, fmt) + extra)
+        table.add_row(*cells)
+    return table

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from labkit.lad import advantage_distribution
 
 
 @dataclass
@@ -112,9 +115,7 @@ class BanditData:
 
     def target(self, eta: float = 1.0) -> np.ndarray:
         """P_A (K,) at temperature eta."""
-        z = self.rewards / eta
-        z = np.exp(z - z.max())
-        return z / z.sum()
+        return advantage_distribution(torch.as_tensor(self.rewards), eta).exp().numpy()
 
 
 STR_COLUMNS = ("objective", "divergence")

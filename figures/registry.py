@@ -1,9 +1,11 @@
 """Every figure `lad figures` can draw: name -> what it reads and how it is drawn.
 
-A figure reads the results of one or more experiments, each a directory data_root/<experiment>
-written by the code that trained it (bandit/experiments.py for the bandit). Adding a figure (for
-example an LLM one) is a new module with a `figure_<name>(data_root) -> Figure` function plus one
-`FIGURES.add` line below; `lad figures <name>` and `lad figures all` then pick it up.
+FIGURES (bandit and theory): a figure reads the results of one or more experiments, each a
+directory data_root/<experiment> written by the code that trained it (bandit/experiments.py).
+LLM_FIGURES: a figure reads LLM run logs (run directories, or directories above them, as
+`lad llm train` and `lad llm demo` write them). Adding a figure is a `figure_<name>` function in
+a figures module plus one `_add` line below; `lad figures <name>` (with its help text from the
+description here) and `lad figures all` then pick it up.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from figures import bandit_dynamics, bandit_policies, bandit_sweeps, style, theory
+from figures import bandit_dynamics, bandit_policies, bandit_sweeps, llm, style, theory
 from labkit.registry import Registry
 
 
@@ -88,6 +90,70 @@ _add(
     ("landscapes",),
     bandit_policies.figure_landscapes,
 )
+
+
+@dataclass(frozen=True)
+class LLMFigureSpec:
+    """name (the command), a one-line description, and draw(run paths) -> {file stem: Figure}."""
+
+    name: str
+    description: str
+    draw: Callable[[list[str]], dict[str, Figure]]
+
+
+LLM_FIGURES: Registry[LLMFigureSpec] = Registry("LLM figure", "figure")
+
+
+def _demo(paths: list[str]) -> dict[str, Figure]:
+    if len(paths) != 1:
+        raise ValueError(f"--runs takes one demo directory for `figures llm`, got {paths}")
+    return {"llm_demo": llm.figure_demo(paths[0]), "llm_answers": llm.figure_answers(paths[0])}
+
+
+for _name, _stem, _fn, _description in (
+    (
+        "eta-sweep",
+        "llm_eta",
+        llm.figure_eta_sweep,
+        "Paper Fig. 3 from LLM run logs: avg@n and pass@n against eta (lad llm demo --sweep eta)",
+    ),
+    (
+        "divergences",
+        "llm_divergences",
+        llm.figure_divergences,
+        "Paper Fig. 4 from LLM run logs: avg@n per divergence, strict / non-strict means dashed",
+    ),
+    (
+        "cost",
+        "llm_cost",
+        llm.figure_cost,
+        "Paper Fig. 5 from LLM run logs: time per token across training, LAD vs GRPO",
+    ),
+):
+    LLM_FIGURES.add(
+        _name,
+        LLMFigureSpec(
+            _name,
+            _description,
+            lambda paths, stem=_stem, fn=_fn: {stem: fn(llm.find_runs(paths))},
+        ),
+    )
+LLM_FIGURES.add(
+    "llm",
+    LLMFigureSpec(
+        "llm",
+        "LLM demo: learning curves, distinct correct answers, answer histograms (from its logs)",
+        _demo,
+    ),
+)
+
+
+def draw_llm(
+    name: str, runs: list[str] | None, out_dir: str | Path, command: str | None = None
+) -> list[Path]:
+    """Draw an LLM figure from run logs (default: the demo's directory) into out_dir."""
+    figs = LLM_FIGURES.get(name).draw(runs or [str(llm.DEMO_ROOT)])
+    return [p for stem, fig in figs.items() for p in style.save(fig, Path(out_dir) / stem, command)]
 
 
 def needed_experiments(names: list[str]) -> list[str]:

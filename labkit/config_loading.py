@@ -162,13 +162,24 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
             f"got {type(data).__name__}"
         )
     hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in data.items():
-        if key not in names:
-            raise ValueError(f"unknown config key {prefix}{key}; expected one of {sorted(names)}")
+        if key not in fields:
+            raise ValueError(f"unknown config key {prefix}{key}; expected one of {sorted(fields)}")
+        if _is_config(hints[key]) and isinstance(value, Mapping):
+            # a section given in part keeps the field's own default for the rest
+            value = {**to_dict(_default(fields[key])), **value}
         kwargs[key] = coerce(f"{prefix}{key}", value, hints[key])
     return cls(**kwargs)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,19 +303,20 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def cli_fields(cls: type) -> list[tuple[str, Any, Any, str]]:
-    """(name, type, default, help) of each top-level field, for generated command-line options."""
+def cli_fields(cls: type) -> list[tuple[str, Any, Any, str, tuple[str, ...]]]:
+    """(name, type, default, help, flags) of each top-level field, for generated command-line
+    options; flags default to (--field-name,) unless the field's metadata names them."""
     hints = _hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = None
-        out.append((f.name, hints[f.name], default, f.metadata.get("help", "")))
-    return out
+    return [
+        (
+            f.name,
+            hints[f.name],
+            _default(f),
+            f.metadata.get("help", ""),
+            tuple(f.metadata.get("flags", ())) or (f"--{f.name.replace('_', '-')}",),
+        )
+        for f in dataclasses.fields(cls)
+    ]
 
 
 def describe(cls: type, obj: Any = None, indent: str = "") -> str:

@@ -240,3 +240,24 @@ def relative(path: str | Path, root: str | Path = ROOT) -> str:
         return str(p.relative_to(Path(root).resolve()))
     except ValueError:
         return str(p)
+
+
+BACKENDS = ("transformers", "trl", "verl", "vllm", "math_verify", "reasoning_gym", "tensorboard")
+
+
+def environment() -> dict[str, str]:
+    """`lad info`: Python, torch, each optional backend (version, or why it does not import) and
+    the compute device."""
+    import importlib
+
+    import torch
+
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for name in BACKENDS:
+        try:
+            out[name] = getattr(importlib.import_module(name), "__version__", "installed")
+        except Exception as e:  # an optional backend may fail in many ways; report, never crash
+            out[name] = f"not available ({type(e).__name__})"
+    gpu = torch.cuda.is_available()
+    out["device"] = f"cuda ({torch.cuda.get_device_name(0)})" if gpu else "cpu"
+    return out

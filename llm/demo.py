@@ -238,6 +238,19 @@ def pooled_counts(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, i
     return {m: {k: dict(c) for k, c in per.items()} for m, per in out.items()}
 
 
+def summary_text(results: dict[str, Any]) -> str:
+    """The final table of a demo: avg@n, pass@n, distinct correct answers and coverage."""
+    n = results["eval_n"]
+    lines = [f"{'method':<18} avg@{n:<6} pass@{n:<5} distinct correct  coverage"]
+    for method, s in results["summary"].items():
+        d = s["distinct_correct/mean"]
+        lines.append(
+            f"{method:<18} {s[f'avg@{n}']['mean']:.3f}    {s[f'pass@{n}']['mean']:.3f}    "
+            f"{d['mean']:.2f} ± {d['std']:.2f}       {s['distinct_correct/coverage']['mean']:.3f}"
+        )
+    return "\n".join(lines)
+
+
 def run_demo(config: DemoConfig, out: str | Path, log=print, sweep: str = "main") -> dict[str, Any]:
     """The whole comparison (or a sweep); writes out/results.json (results_<sweep>.json) and
     returns it."""

@@ -81,7 +81,11 @@ class DemoConfig:
         default=10, metadata={"help": "evaluate during training every N steps (0 = final only)"}
     )
     workers: int = field(
-        default=2, metadata={"help": "runs in parallel (processes, one torch thread each)"}
+        default=2,
+        metadata={
+            "help": "runs in parallel (processes, one torch thread each)",
+            "flags": ("--workers", "-j"),
+        },
     )
 
     def __post_init__(self) -> None:

@@ -9,9 +9,6 @@ training, LAD / GRPO) are evaluated on the same prompts with the same seeds.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,66 +109,6 @@ def write_eval(path: str | Path, result: dict[str, Any], **meta: Any) -> None:
     write_json_atomic(path, {"meta": meta, "metrics": metrics, "samples": result["samples"]})
 
 
-def plot_eval(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
-    """Pass@k against k (avg@n dashed) and distinct-1..4, one colour per result; PNG, atomic.
-
-    results: label -> an eval JSON ({"metrics": {...}}) or a bare metrics dict.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_k, ax_d) = plt.subplots(1, 2, figsize=(9, 3.4))
-    width = 0.8 / max(len(results), 1)
-    for i, (label, res) in enumerate(results.items()):
-        m = res.get("metrics", res)
-        ks = sorted(int(k.split("@")[1]) for k in m if k.startswith("pass@"))
-        line = ax_k.plot(ks, [m[f"pass@{k}"] for k in ks], marker="o", label=label)[0]
-        avg = next((v for k, v in m.items() if k.startswith("avg@")), None)
-        if avg is not None:
-            ax_k.axhline(avg, color=line.get_color(), linestyle="--", linewidth=1)
-        dn = [m.get(f"distinct-{j}") or 0.0 for j in range(1, 5)]
-        ax_d.bar(
-            [j + i * width for j in range(1, 5)],
-            dn,
-            width=width,
-            color=line.get_color(),
-            label=label,
-        )
-    ax_k.set_xscale("log", base=2)
-    all_ks = sorted(
-        {
-            int(k.split("@")[1])
-            for r in results.values()
-            for k in r.get("metrics", r)
-            if k.startswith("pass@")
-        }
-    )
-    ax_k.set_xticks(all_ks, [str(k) for k in all_ks])
-    ax_k.set_xlabel("k")
-    ax_k.set_ylabel("pass@k (dashed: avg@n)")
-    ax_k.set_ylim(0, 1.02)
-    ax_k.legend(frameon=False)
-    ax_d.set_xticks(
-        [j + width * (len(results) - 1) / 2 for j in range(1, 5)],
-        [f"distinct-{j}" for j in range(1, 5)],
-    )
-    ax_d.set_ylim(0, 1.02)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def run_eval(
     config: TrainConfig,
     checkpoint: str | None = None,
@@ -181,8 +118,8 @@ def run_eval(
     """`lad llm eval`: evaluate the base model (config.model.path) or a checkpoint.
 
     checkpoint: a checkpoint directory, "auto" (the latest in trainer.output_dir) or None.
-    Writes <out_dir>/eval_<label>.json and <out_dir>/eval.png (all eval_*.json there, one
-    curve each). out_dir defaults to trainer.output_dir. Returns (json path, result).
+    Writes <out_dir>/eval_<label>.json (figures/llm_eval.py draws them). out_dir defaults to
+    trainer.output_dir. Returns (json path, result).
     """
 
     model, tokenizer, spec = load_for_inference(config, checkpoint)
@@ -194,11 +131,6 @@ def run_eval(
     label = label or (Path(spec).name if checkpoint is not None else "base")
     path = out / f"eval_{label}.json"
     write_eval(path, result, label=label, model=spec, config=config.to_dict())
-    results = {
-        p.stem.removeprefix("eval_"): json.loads(p.read_text())
-        for p in sorted(out.glob("eval_*.json"), key=lambda p: p.stat().st_mtime)
-    }
-    plot_eval(results, out / "eval.png")
     return path, result
 
 

@@ -29,7 +29,6 @@ checkpoints already written are left as they are.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import platform
 import time
@@ -44,7 +43,7 @@ from labkit.losses import compute_loss, masked_mean
 from llm import checkpoint as ckpt
 from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
-from llm.evaluate import evaluate_model, plot_eval, write_eval
+from llm.evaluate import evaluate_model, write_eval
 from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
 from llm.logprobs import completion_log_probs, rollout_is_weights
 from llm.models import load_model, load_tokenizer
@@ -553,7 +552,7 @@ class Trainer:
 
     def evaluate(self, label: str) -> dict[str, Any]:
         """Sample eval.n completions per held-out prompt with the rollout backend (HF or vLLM);
-        write eval_<label>.json and eval.png."""
+        write eval_<label>.json (figures/llm_eval.py draws it)."""
         if not self.eval_records:
             raise ValueError("no eval records: set data.eval_fraction > 0 or data.eval_dataset")
         result = evaluate_model(
@@ -572,14 +571,6 @@ class Trainer:
             model=self.config.model.path,
             step=self.step,
         )
-        results = {
-            p.stem.removeprefix("eval_"): json.loads(p.read_text())
-            for p in sorted(out.glob("eval_*.json"), key=lambda p: p.stat().st_mtime)
-        }
-        try:
-            plot_eval(results, out / "eval.png")
-        except ImportError as e:  # matplotlib is optional on training machines; the JSON is written
-            print(f"eval: no plot ({e})", flush=True)
         return result
 
     def train(self, until: int | None = None) -> dict[str, float]:

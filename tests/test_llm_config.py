@@ -118,13 +118,13 @@ def test_machine_and_file_checks_wait_for_the_run(tmp_path):
     # a config that names a missing checkpoint or an absent GPU builds (saved configs load
     # anywhere) and fails when a run starts
     cfg = load_config(None, ["trainer.resume=/no/such/checkpoint", "trainer.device=cuda:9"])
-    with pytest.raises(ValueError, match="trainer.device='cuda:9' is not available"):
+    with pytest.raises(ValueError, match=r"trainer.device='cuda:9' is not available"):
         cfg.check_machine()
     cfg = load_config(None, ["trainer.resume=/no/such/checkpoint"])
-    with pytest.raises(ValueError, match="trainer.resume='/no/such/checkpoint' is not valid"):
+    with pytest.raises(ValueError, match=r"trainer.resume='/no/such/checkpoint' is not valid"):
         cfg.check_machine()
     cfg = load_config(None, [f"data.dataset={tmp_path / 'none.jsonl'}"])
-    with pytest.raises(ValueError, match="data.dataset=.* is not valid; expected an existing"):
+    with pytest.raises(ValueError, match=r"data.dataset=.* is not valid; expected an existing"):
         cfg.check_machine()
 
 

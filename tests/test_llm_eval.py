@@ -10,7 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from llm.evaluate import evaluate_model, plot_eval
+from figures.llm_eval import figure_evals
+from figures.style import save
+from llm.evaluate import evaluate_model
 from llm.models import tiny_model, tiny_tokenizer
 from tests.test_llm_trainer import RECORDS, TOY_REWARD, tiny_config
 
@@ -70,7 +72,9 @@ def test_plot_eval_writes_a_png(tmp_path):
         "distinct-2": 0.7,
     }
     better = {k: min(1.0, v + 0.1) for k, v in metrics.items()}
-    path = plot_eval({"before": {"metrics": metrics}, "after": better}, tmp_path / "eval.png")
+    fig = figure_evals({"before": metrics, "after": better})
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines[::2]] == [3, 3]  # pass@1, 2, 4
+    (path,) = save(fig, tmp_path / "eval", formats=("png",))
     assert path.read_bytes()[:8] == PNG
 
 

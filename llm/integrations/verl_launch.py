@@ -26,6 +26,35 @@ _NEW_KEYS = {
 LAD_KEYS = ("divergence", "eta", "kappa", "ratio_level", "standardized", "loss_agg_mode")
 
 
+@dataclass
+class LaunchConfig:
+    """The shorthands of `lad llm verl`; every other verl setting is a Hydra override."""
+
+    preset: str = field(
+        default="single-gpu",
+        metadata={"help": "qwen2.5-7b-dapo-8gpu (the paper's setting, 8 GPUs) or single-gpu"},
+    )
+    model: str | None = field(
+        default=None, metadata={"help": "actor_rollout_ref.model.path (HF id or dir)"}
+    )
+    train_files: str | None = field(
+        default=None, metadata={"help": "data.train_files (verl parquet)"}
+    )
+    val_files: str | None = field(default=None, metadata={"help": "data.val_files (verl parquet)"})
+    n_gpus_per_node: int | None = field(
+        default=None, metadata={"help": "trainer.n_gpus_per_node", "flags": ("--n-gpus",)}
+    )
+    nnodes: int | None = field(default=None, metadata={"help": "trainer.nnodes"})
+    python: str = field(
+        default="python3", metadata={"help": "interpreter of the env with verl, vLLM, labkit"}
+    )
+
+    def shorthands(self) -> dict[str, Any]:
+        """The keyword arguments of `main_ppo_command` these options set."""
+        keys = ("model", "train_files", "val_files", "n_gpus_per_node", "nnodes")
+        return {k: getattr(self, k) for k in keys}
+
+
 @dataclass(frozen=True)
 class Preset:
     """A ready verl setting: Hydra overrides (key -> value) and LAD's hyperparameters."""
