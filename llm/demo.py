@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from labkit.config_loading import from_dict
 from llm.demo_config import DemoConfig, results_file, sweep_config
 from llm.tasks.multi_answer import (
     build_tokenizer,
@@ -47,7 +48,7 @@ from llm.tasks.multi_answer import (
     warmup_examples,
 )
 from llm.tasks.scoring import evaluate_policy
-from llm.tasks.warmup import WarmupConfig, supervised_warmup
+from llm.tasks.warmup import supervised_warmup
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -159,7 +160,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     from llm.models import load_model, load_tokenizer
     from llm.trainer import Trainer
 
-    config = DemoConfig(**{**job["config"], "warmup": WarmupConfig(**job["config"]["warmup"])})
+    config = from_dict(DemoConfig, job["config"])
     out, warm, prompts = Path(job["out"]), Path(job["warmup"]), Path(job["prompts"])
     run_dir = out / "runs" / job["method"] / f"seed_{job['seed']}"
     if run_dir.exists():

@@ -4,7 +4,8 @@ evaluation; and the sweeps (eta, divergence) that feed the paper's LLM figures.
 A method is a list of `llm.config` overrides (section.field=value) applied on top of the shared
 `train` overrides, so every method gets the same budget and the runs are ordinary trainer runs
 (`lad llm train --config runs/<method>/seed_<s>/config.yaml` repeats one).
-configs/llm/demo/demo.yaml spells out the defaults (a test checks they are equal).
+configs/llm/demo/demo.yaml spells out the defaults (a test checks they are equal); it is read
+like every config, by labkit.config_loading (`lad llm demo -c FILE key=value ...`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from labkit.config_loading import check_at_least, to_dict
 from llm.tasks.warmup import WarmupConfig
 
 REWARD_SPEC = "llm.tasks.multi_answer:multi_answer_reward"
@@ -90,18 +90,16 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         if not self.seeds:
-            raise ValueError("seeds must hold at least one seed, got []")
+            raise ValueError("seeds=[] is not valid; expected at least one seed")
         if not self.methods:
-            raise ValueError("methods must hold at least one method, got {}")
+            raise ValueError("methods={} is not valid; expected at least one method")
         if not 0 <= self.warmup_correct_frac <= 1:
             raise ValueError(
-                f"warmup_correct_frac must be in [0, 1], got {self.warmup_correct_frac}"
+                f"warmup_correct_frac={self.warmup_correct_frac} is not valid; expected a value in [0, 1]"
             )
         for name in ("eval_n", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+            check_at_least(name, getattr(self, name), 1)
+        check_at_least("eval_every", self.eval_every, 0)
         for method in self.methods:  # every run's trainer config must be valid up front
             self.trainer_config(
                 method, 0, Path("runs/check"), Path("warmup"), Path("prompts.jsonl")
@@ -128,22 +126,6 @@ class DemoConfig:
             "eval.max_prompts=null",
         ]
         return load_config(None, [*self.train, *self.methods[method], *pinned])
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> DemoConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"demo config {str(path)!r} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown demo config keys {unknown} in {path}; expected some of {sorted(names)}"
-            )
-        if "warmup" in data:
-            data["warmup"] = WarmupConfig(**data["warmup"])
-        return cls(**data)
 
     def select(self, names: list[str]) -> DemoConfig:
         """Only the named methods (in the given order)."""
@@ -172,7 +154,7 @@ class DemoConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
 
 def sweep_config(config: DemoConfig, sweep: str) -> DemoConfig:

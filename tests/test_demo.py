@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from labkit.config_loading import load
 from llm.demo_config import DemoConfig, sweep_config
 from llm.tasks.multi_answer import (
     Spec,
@@ -178,7 +179,7 @@ def test_score_samples_counts_whole_answers():
 
 
 def test_demo_config_yaml_spells_out_the_defaults():
-    assert DemoConfig.from_yaml(ROOT / "configs" / "llm" / "demo" / "demo.yaml") == DemoConfig()
+    assert load(DemoConfig, ROOT / "configs" / "llm" / "demo" / "demo.yaml") == DemoConfig()
     cfg = DemoConfig().trainer_config("lad_kl", 3, Path("o"), Path("w"), Path("p.jsonl"))
     assert (cfg.algorithm.loss_mode, cfg.algorithm.divergence, cfg.trainer.seed) == ("lad", "kl", 3)
     assert cfg.algorithm.num_iterations == 2 and cfg.trainer.mini_batch_size == 4
@@ -190,7 +191,7 @@ def test_demo_config_yaml_spells_out_the_defaults():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"seeds": []}, "seeds must hold"),
+        ({"seeds": []}, r"seeds=\[\] is not valid"),
         ({"warmup_correct_frac": 2.0}, "warmup_correct_frac"),
         ({"train": ["trainer.max_steps=0"]}, "trainer.max_steps"),
         ({"methods": {"x": ["algorithm.divergence=nope"]}}, "nope"),
@@ -204,7 +205,7 @@ def test_demo_config_errors(kwargs, match):
 def test_demo_cli_bad_input_is_one_line_exit_2(tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["llm", "demo", "--quick", "--seeds", "a,b", "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "--seeds 'a,b' is not valid" in r.output
+    assert r.exit_code == 2 and "seeds='a,b' is not valid; expected a list of int" in r.output
     r = runner.invoke(app, ["llm", "demo", "--quick", "--sweep", "nope", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "sweep='nope'" in r.output
 
