@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -34,6 +34,46 @@ class FigureSpec:
 
 
 FIGURES: Registry[FigureSpec] = Registry("figure", "figure")
+
+
+@dataclass
+class FigureRun:
+    """The options of `lad figures <name>`: where figures go and where their data comes from."""
+
+    out: str = field(
+        default="results/figures",
+        metadata={"help": "directory for the .png and .pdf files", "flags": ("--out", "-o")},
+    )
+    data: str | None = field(
+        default=None,
+        metadata={"help": "where experiment results are written / read (default OUT/data)"},
+    )
+    replot: bool = field(
+        default=False,
+        metadata={"help": "do not train: redraw from the results already in --data"},
+    )
+    workers: int = field(
+        default=2,
+        metadata={
+            "help": "processes that run experiments in parallel (one thread each)",
+            "flags": ("--workers", "-j"),
+        },
+    )
+    runs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "LLM figures: run directories, or directories above them; default "
+            "results/llm_demo"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers} is not valid; expected an integer >= 1")
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.data) if self.data else Path(self.out) / "data"
 
 
 def _add(

@@ -203,3 +203,16 @@ def sample_completions(
         }
         for i in range(len(records))
     ]
+
+
+def format_samples(rows: list[dict[str, Any]]) -> str:
+    """`lad llm sample`'s output: each prompt, its gold answer, and the completions with rewards."""
+    lines = []
+    for row in rows:
+        lines.append(f"=== prompt\n{row['prompt']}")
+        if row["answer"] is not None:
+            lines.append(f"--- gold answer: {row['answer']}")
+        for i, (text, r) in enumerate(zip(row["completions"], row["rewards"], strict=True)):
+            lines.append(f"--- completion {i}" + ("" if r is None else f" (reward {r:.3g})"))
+            lines.append(text)
+    return "\n".join(lines)
