@@ -31,6 +31,7 @@ from bandit.landscapes import Landscape
 from bandit.metrics import METRICS
 from bandit.trainer import BanditResult
 from labkit.config_loading import from_dict
+from labkit.io import read_table
 
 RUN_COLUMNS = ("run", "objective", "divergence", "eta", "lr", "seed")
 FILES = ("metrics.csv", "policies.csv", "config.json")
@@ -147,19 +148,13 @@ def load(path: str | Path) -> Results:
     snaps = tuple(meta["snapshot_steps"])
     n_runs, k = len(runs), landscape.n_arms
     metrics = np.full((len(log_steps), n_runs, len(METRICS)), np.nan)
-    step_index = {int(s): i for i, s in enumerate(log_steps)}
-    with (path / "metrics.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            metrics[step_index[int(row["step"])], int(row["run"])] = [
-                float(row[m]) for m in METRICS
-            ]
+    m = read_table(path / "metrics.csv", keep_str=("objective", "divergence"))
+    steps = np.searchsorted(log_steps, m["step"])
+    metrics[steps, m["run"].astype(int)] = np.stack([m[name] for name in METRICS], axis=-1)
     policies = np.full((len(snaps), n_runs, k), np.nan)
-    snap_index = {s: i for i, s in enumerate(snaps)}
-    with (path / "policies.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            policies[snap_index[int(row["step"])], int(row["run"]), int(row["arm"])] = float(
-                row["prob"]
-            )
+    p = read_table(path / "policies.csv", keep_str=("objective", "divergence"))
+    snap = np.searchsorted(np.asarray(snaps), p["step"])
+    policies[snap, p["run"].astype(int), p["arm"].astype(int)] = p["prob"]
     return Results(path, config, landscape, runs, log_steps, metrics, snaps, policies)
 
 

@@ -7,7 +7,6 @@ figure can be redrawn from a results directory on any machine. `Table` is a mini
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.io import read_table
 from labkit.lad import advantage_distribution
 
 
@@ -53,35 +53,9 @@ class Table:
         return list(seen)
 
 
-def _column(values: list[str]) -> np.ndarray:
-    try:
-        return np.asarray([float(v) if v != "" else np.nan for v in values], dtype=float)
-    except ValueError:
-        return np.asarray(values, dtype=str)
-
-
 def read_csv(path: str | Path, keep_str: Iterable[str] = ()) -> Table:
-    """Read a tidy CSV with a header row. Columns that parse as numbers become float arrays,
-    except those named in keep_str (e.g. a divergence column that could be empty)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file {str(path)!r} does not exist")
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"results file {str(path)!r} is empty")
-        cols: list[list[str]] = [[] for _ in header]
-        for row in reader:
-            for c, v in zip(cols, row, strict=True):
-                c.append(v)
-    keep = set(keep_str)
-    return Table(
-        {
-            h: (np.asarray(c, dtype=str) if h in keep else _column(c))
-            for h, c in zip(header, cols, strict=True)
-        }
-    )
+    """A tidy CSV as a Table (labkit.io.read_table: numbers as floats, keep_str as str)."""
+    return Table(read_table(path, keep_str))
 
 
 def read_json(path: str | Path) -> dict[str, Any]:

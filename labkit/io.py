@@ -114,6 +114,38 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_table(path: str | Path, keep_str: Iterable[str] = ()) -> dict[str, Any]:
+    """A tidy CSV with a header row as columns: name -> numpy array (float where every value
+    parses as a number, empty cells as NaN; str otherwise and for the names in keep_str)."""
+    import csv
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {str(path)!r} does not exist")
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"results file {str(path)!r} is empty")
+        cells: list[list[str]] = [[] for _ in header]
+        for row in reader:
+            for column, value in zip(cells, row, strict=True):
+                column.append(value)
+    keep = set(keep_str)
+
+    def column(name: str, values: list[str]) -> Any:
+        if name not in keep:
+            try:
+                return np.asarray([float(v) if v != "" else np.nan for v in values], dtype=float)
+            except ValueError:
+                pass
+        return np.asarray(values, dtype=str)
+
+    return {h: column(h, c) for h, c in zip(header, cells, strict=True)}
+
+
 class LockedError(RuntimeError):
     """Another process holds the lock on a run directory."""
 
@@ -210,14 +242,11 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "platform": platform.platform(),
     }
-    try:
-        import torch
+    import torch  # a core dependency; imported here so that labkit.io alone stays light
 
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
+    info["torch_threads"] = torch.get_num_threads()
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

@@ -22,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 METRICS_FILE = "metrics.jsonl"
 COMPLETIONS_FILE = "completions.jsonl"
@@ -87,28 +94,17 @@ class _Progress:
     def __init__(self, total: int, start: int) -> None:
         self.total = total
         self.bar = None
-        try:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
+        if sys.stderr.isatty():
+            self.bar = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=False,
             )
-
-            if sys.stderr.isatty():
-                self.bar = Progress(
-                    TextColumn("[bold]train"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeRemainingColumn(),
-                    TextColumn("{task.fields[info]}"),
-                    transient=False,
-                )
-                self.bar.start()
-                self.task = self.bar.add_task("train", total=total, completed=start, info="")
-        except ImportError:
-            self.bar = None
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=total, completed=start, info="")
         self.t0 = time.perf_counter()
         self.start = start
 
@@ -203,12 +199,6 @@ class MetricsLogger:
                     "advantage": ai,
                 }
                 f.write(json.dumps(row) + "\n")
-
-    def message(self, text: str) -> None:
-        if self.progress is not None and self.progress.bar is not None:
-            self.progress.bar.console.print(text)
-        else:
-            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.progress is not None:

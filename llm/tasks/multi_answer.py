@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llm.rewards import completion_text
+
 TASK_NAME = "multi_answer"
 NUMBERS = tuple(str(n) for n in range(100))
 # special token order matches llm.models.tiny_model (pad 0, eos 2)
@@ -132,7 +134,7 @@ def multi_answer_reward(
         raise ValueError(f"answer has {len(answer)} rows, completions {len(completions)}")
     out: list[float | None] = []
     for completion, key in zip(completions, answer, strict=True):
-        text = completion[-1]["content"] if isinstance(completion, list) else str(completion)
+        text = completion_text(completion)
         try:
             spec = Spec.parse(str(key))
         except ValueError:
