@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from bandit.config import BanditConfig
+from bandit.experiments import SweepRun
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_loading import cli_fields, describe, load, type_name
@@ -122,20 +123,6 @@ def _command_line() -> str:
     return " ".join(["lad", *sys.argv[1:]])
 
 
-def _progress(*columns: Any) -> Any:
-    """A rich progress bar on stderr (description, bar, the given columns, elapsed time)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        *columns,
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
-
-
 @app.command()
 def info() -> None:
     """Print versions, the compute device and which optional backends import."""
@@ -147,35 +134,14 @@ def info() -> None:
 
 # --- bandit ----------------------------------------------------------------------------------
 
-_OUT = typer.Option(
-    None, "--out", "-o", help="results directory (default results/bandit/<command>-<time>)"
-)
-_THREADS = typer.Option(
-    1, "--threads", help="torch intra-op threads; 1 is fastest for small sweeps"
-)
 
-
-def _train_bandit(config: BanditConfig, out: str | None, command: str, threads: int) -> None:
-    """Train with a progress bar, save the result files, print the summary table."""
-    import torch
+def _train_bandit(config: BanditConfig, run: SweepRun, command: str) -> None:
     from rich.console import Console
-    from rich.progress import TextColumn, TimeRemainingColumn
 
-    from bandit import results
     from bandit.experiments import run_sweep
-    from bandit.trainer import prepare
 
-    if threads < 1:
-        raise ValueError(f"threads={threads} is not valid; expected an integer >= 1")
-    torch.set_num_threads(threads)
-    prepare(config)  # every check before the progress bar: bad input prints one line
-    with _progress(TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn()) as bar:
-        task = bar.add_task("training", total=config.steps)
-        result, path = run_sweep(config, out, command, lambda d, _: bar.update(task, completed=d))
-    speed = len(result.runs) * config.steps / result.seconds
-    title = f"after {config.steps} steps ({result.seconds:.1f} s, {speed:,.0f} run-steps/s)"
-    rows = results.summarise(results.final_rows(result))
-    Console(width=200).print(results.summary_table(rows, title, results.refreshed(config)))
+    table, path = run_sweep(config, run, command)
+    Console(width=200).print(table)
     typer.echo(f"results: {path}/metrics.csv, policies.csv, config.json")
 
 
@@ -184,18 +150,20 @@ _FILE = "YAML (or TOML) file of config fields (configs/bandit/*.yaml); options o
 
 @bandit_app.command("run")
 @user_errors
+@config_options(SweepRun, into="run")
 @config_options(BanditConfig, defaults=["n_seeds=5"])
-def bandit_run(config: BanditConfig, out: str | None = _OUT, threads: int = _THREADS) -> None:
+def bandit_run(config: BanditConfig, run: SweepRun) -> None:
     """Train one configuration (5 seeds unless --seeds) in one vectorised call; print final metrics."""
-    _train_bandit(config, out, "run", threads)
+    _train_bandit(config, run, "run")
 
 
 @bandit_app.command("sweep")
 @user_errors
+@config_options(SweepRun, into="run")
 @config_options(BanditConfig, file=_FILE)
-def bandit_sweep(config: BanditConfig, out: str | None = _OUT, threads: int = _THREADS) -> None:
+def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
     """Train a grid (objectives x divergences x eta x lr x seeds) in one vectorised call."""
-    _train_bandit(config, out, "sweep", threads)
+    _train_bandit(config, run, "sweep")
 
 
 @bandit_app.command("config")
@@ -420,24 +388,13 @@ def _make_figures(names: list[str], opts: FigureRun) -> None:
     """Run the experiments the figures read (unless --replot), then draw them."""
     import time
 
-    from rich.progress import TaskProgressColumn
-
+    from bandit.experiments import run_with_bars
     from figures.registry import draw_many, needed_experiments
 
     start, root, experiments = time.perf_counter(), opts.data_root, needed_experiments(names)
-    with _progress(TaskProgressColumn()) as bar:
-        if experiments and not opts.replot:
-            import torch
-
-            from bandit.experiments import run_experiments
-
-            torch.set_num_threads(1)  # small tensors: more threads only contend
-            tasks = {e: bar.add_task(f"train {e}", total=1) for e in experiments}
-            update = lambda e, d, t: bar.update(tasks[e], completed=d, total=t)  # noqa: E731
-            run_experiments(experiments, root, opts.workers, update)
-        task = bar.add_task("draw figures", total=len(names))
-        advance = lambda _: bar.advance(task)  # noqa: E731
-        written = draw_many(names, root, opts.out, _command_line(), opts.workers, advance)
+    if experiments and not opts.replot:
+        run_with_bars(experiments, root, opts.workers)
+    written = draw_many(names, root, opts.out, _command_line(), opts.workers)
     seconds = time.perf_counter() - start
     typer.echo(f"{len(written)} files in {opts.out} ({seconds:.0f} s; results in {root})")
 
@@ -466,14 +423,15 @@ for _registry, _llm in ((FIGURES, False), (LLM_FIGURES, True)):
 def figures_all(opts: FigureRun) -> None:
     """Regenerate every figure: run the experiments (training included), draw them, and redraw
     the LLM figures when saved `lad llm demo` logs exist (LLM runs are not retrained here)."""
-    from figures import llm
+    from figures.llm import DEMO_ROOT, draw_saved_demo
 
     _make_figures(FIGURES.names(), opts)
-    if not (llm.DEMO_ROOT / "results.json").is_file():
-        typer.echo(f"LLM figures skipped: no {llm.DEMO_ROOT}/results.json (run `lad llm demo`)")
-        return
-    written = llm.draw_all(llm.DEMO_ROOT, opts.out, _command_line())
-    typer.echo(f"{len(written)} LLM figure files in {opts.out} (from {llm.DEMO_ROOT})")
+    written = draw_saved_demo(opts.out, _command_line())
+    typer.echo(
+        f"{len(written)} LLM figure files in {opts.out} (from {DEMO_ROOT})"
+        if written
+        else f"LLM figures skipped: no {DEMO_ROOT}/results.json (run `lad llm demo`)"
+    )
 
 
 @figures_app.command("list")

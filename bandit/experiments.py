@@ -24,9 +24,10 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from bandit import results
 from bandit.config import BanditConfig
 from bandit.landscapes import LANDSCAPES, get_landscape
 from bandit.theory import GAP_COLUMNS, surrogate_gap
-from bandit.trainer import BanditResult, Progress, train
+from bandit.trainer import Progress, prepare, train
 from labkit.config import LossConfig
 from labkit.losses import compute_loss
 from labkit.registry import Registry
@@ -243,14 +244,45 @@ def run_landscapes(out: Path, progress: Progress | None = None, steps: int | Non
         progress(1, 1)
 
 
-def run_sweep(
-    config: BanditConfig, out: str | Path | None, command: str, progress: Progress | None = None
-) -> tuple[BanditResult, Path]:
-    """`lad bandit run/sweep`: train every run of `config`, save the result files into `out`
-    (default results/bandit/<command>-<time>) and return (result, directory)."""
-    out = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = train(config, progress)
-    return result, results.save(result, out, command=["lad", *sys.argv[1:]])
+@dataclass
+class SweepRun:
+    """Where `lad bandit run/sweep` writes, and how many threads it trains with."""
+
+    out: str | None = field(
+        default=None,
+        metadata={
+            "help": "results directory (default results/bandit/<command>-<time>)",
+            "flags": ("--out", "-o"),
+        },
+    )
+    threads: int = field(
+        default=1, metadata={"help": "torch intra-op threads; 1 is fastest for small sweeps"}
+    )
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.threads, int) and self.threads >= 1):
+            raise ValueError(f"threads={self.threads!r} is not valid; expected an integer >= 1")
+
+
+def run_sweep(config: BanditConfig, run: SweepRun, command: str) -> tuple[Any, Path]:
+    """`lad bandit run/sweep`: check everything, train every run of `config` with a progress
+    bar on stderr, save the result files into run.out (default results/bandit/<command>-<time>).
+    Returns (the final-metrics table to print, the results directory)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    torch.set_num_threads(run.threads)
+    prepare(config)  # every check before the progress bar: bad input is one line, no files
+    out = run.out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    columns = (BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn())
+    with Progress(TextColumn("training"), *columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("training", total=config.steps)
+        result = train(config, lambda done, _: bar.update(task, completed=done))
+    path = results.save(result, out, command=["lad", *sys.argv[1:]])
+    speed = len(result.runs) * config.steps / result.seconds
+    title = f"after {config.steps} steps ({result.seconds:.1f} s, {speed:,.0f} run-steps/s)"
+    rows = results.summarise(results.final_rows(result))
+    return results.summary_table(rows, title, results.refreshed(config)), path
 
 
 def run_experiment(
@@ -299,6 +331,23 @@ def run_experiments(
             _drain(queue, progress, timeout=0.1)
         _drain(queue, progress, timeout=0.0)
         return [Path(f.result()) for f in futures]
+
+
+def run_with_bars(names: list[str], out: str | Path, workers: int = 1) -> list[Path]:
+    """`lad figures`: run_experiments with one rich progress bar per experiment on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    torch.set_num_threads(1)  # small tensors: more threads only contend (workers are processes)
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks = {e: bar.add_task(f"train {e}", total=1) for e in names}
+        return run_experiments(
+            names,
+            out,
+            workers,
+            lambda e, done, total: bar.update(tasks[e], completed=done, total=total),
+        )
 
 
 def _drain(queue: object, progress: ExperimentProgress | None, timeout: float) -> None:

@@ -458,3 +458,11 @@ def draw_all(root: str | Path, out_dir: str | Path, command: str | None = None) 
         runs = [load_run(root / r["dir"]) for r in results["runs"]]
     written += style.save(figure_cost(runs), out_dir / "llm_cost", command)
     return written
+
+
+def draw_saved_demo(out_dir: str | Path, command: str | None = None) -> list[Path]:
+    """`lad figures all`: the LLM figures of the saved demo under DEMO_ROOT ([] when there is
+    none; LLM runs are never retrained here, `lad llm demo` makes them)."""
+    if not (DEMO_ROOT / "results.json").is_file():
+        return []
+    return draw_all(DEMO_ROOT, out_dir, command)

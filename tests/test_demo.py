@@ -336,16 +336,14 @@ def test_figures_cli_writes_files_and_rejects_missing_logs(tmp_path):
     assert r.exit_code == 2 and "--sweep eta" in r.output
 
 
-def test_figures_all_redraws_llm_figures_only_when_demo_logs_exist(tmp_path, monkeypatch, capsys):
-    import cli
+def test_figures_all_redraws_llm_figures_only_when_demo_logs_exist(tmp_path, monkeypatch):
     from figures import llm as fl
 
     monkeypatch.setattr(fl, "DEMO_ROOT", tmp_path / "no_demo")
-    cli._llm_figures_if_saved(str(tmp_path / "out"))
-    assert "LLM figures skipped" in capsys.readouterr().out
+    assert fl.draw_saved_demo(tmp_path / "out") == []
     assert not (tmp_path / "out").exists()
     monkeypatch.setattr(fl, "DEMO_ROOT", LOGS)
-    cli._llm_figures_if_saved(str(tmp_path / "out"))
+    fl.draw_saved_demo(tmp_path / "out")
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {
         "llm_demo.png",
