@@ -132,6 +132,22 @@ def info() -> None:
         typer.echo(f"{k:<13}  {v}")
 
 
+CONFIGS = {"bandit": BanditConfig, "llm": TrainConfig, "demo": DemoConfig, "figures": FigureRun}
+
+
+@app.command("config")
+@user_errors
+def config_reference(
+    name: str = typer.Argument(..., help=f"which config: {', '.join(CONFIGS)}"),
+    file: str | None = typer.Option(None, "--config", "-c", help="YAML or TOML file to resolve"),
+    overrides: list[str] | None = typer.Argument(None, help="KEY=VALUE overrides"),
+) -> None:
+    """Print a config resolved from defaults < FILE < overrides: every field, value, type, help."""
+    if name not in CONFIGS:
+        raise ValueError(f"name={name!r} is not valid; expected one of {list(CONFIGS)}")
+    typer.echo(describe(CONFIGS[name], load(CONFIGS[name], file, overrides or [])))
+
+
 # --- bandit ----------------------------------------------------------------------------------
 
 
@@ -164,14 +180,6 @@ def bandit_run(config: BanditConfig, run: SweepRun) -> None:
 def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
     """Train a grid (objectives x divergences x eta x lr x seeds) in one vectorised call."""
     _train_bandit(config, run, "sweep")
-
-
-@bandit_app.command("config")
-@user_errors
-@config_options(BanditConfig, file=_FILE)
-def bandit_config(config: BanditConfig) -> None:
-    """Print the resolved sweep config: every field, its value, type and help text."""
-    typer.echo(describe(BanditConfig, config))
 
 
 @bandit_app.command("landscape")
