@@ -425,11 +425,16 @@ class EvalConfig:
                 raise ValueError(
                     f"eval.ks={self.ks!r} is not valid; every k must be in [1, n={self.n}]"
                 )
-        SamplingConfig(
+        self.sampling(seed=self.seed, default_length=1)  # SamplingConfig checks the fields
+
+    def sampling(self, seed: int, default_length: int) -> SamplingConfig:
+        """The eval samples' SamplingConfig; default_length when max_completion_length is null."""
+        return SamplingConfig(
             num_generations=self.n,
-            max_completion_length=self.max_completion_length or 1,
+            max_completion_length=self.max_completion_length or default_length,
             temperature=self.temperature,
             top_p=self.top_p,
+            seed=seed,
         )
 
 

@@ -9,6 +9,7 @@ training, LAD / GRPO) are evaluated on the same prompts with the same seeds.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from llm.data import format_prompt, load_datasets, record_columns
 from llm.logging import write_json_atomic
 from llm.metrics import extract_final_answer, summarize
 from llm.rewards import RewardSet
-from llm.rollout import SamplingConfig, derive_seed
+from llm.rollout import derive_seed
 from llm.rollout_hf import HFGenerator
 
 
@@ -60,13 +61,7 @@ def evaluate_model(
     for b, start in enumerate(range(0, len(records), ev.batch_prompts)):
         chunk = records[start : start + ev.batch_prompts]
         prompts = [format_prompt(r, tokenizer, data.system_prompt, data.instruction) for r in chunk]
-        sampling = SamplingConfig(
-            num_generations=n,
-            max_completion_length=ev.max_completion_length or config.rollout.max_completion_length,
-            temperature=ev.temperature,
-            top_p=ev.top_p,
-            seed=derive_seed(ev.seed, b),
-        )
+        sampling = ev.sampling(derive_seed(ev.seed, b), config.rollout.max_completion_length)
         rollout = generator.generate(prompts, sampling)
         rows = [r for r in chunk for _ in range(n)]
         rewards, _ = reward([r["prompt"] for r in rows], rollout.completions, record_columns(rows))
@@ -177,12 +172,8 @@ def sample_completions(
         records = (held_out or train)[:num_prompts]
     data, ev = config.data, config.eval
     texts = [format_prompt(r, tokenizer, data.system_prompt, data.instruction) for r in records]
-    sampling = SamplingConfig(
-        num_generations=n,
-        max_completion_length=ev.max_completion_length or config.rollout.max_completion_length,
-        temperature=ev.temperature,
-        top_p=ev.top_p,
-        seed=ev.seed,
+    sampling = dataclasses.replace(
+        ev.sampling(ev.seed, config.rollout.max_completion_length), num_generations=n
     )
     device = next(model.parameters()).device
     autocast = torch.bfloat16 if config.trainer.bf16 and device.type == "cuda" else None
