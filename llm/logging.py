@@ -22,13 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 METRICS_FILE = "metrics.jsonl"
 COMPLETIONS_FILE = "completions.jsonl"
@@ -95,6 +88,15 @@ class _Progress:
         self.total = total
         self.bar = None
         if sys.stderr.isatty():
+            # rich is a core dependency; imported here to keep `import llm.trainer` light
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self.bar = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),
