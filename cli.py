@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
+import types
 import typing
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -21,7 +22,7 @@ from bandit.config import BanditConfig
 from bandit.experiments import SweepRun
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
-from labkit.config_loading import cli_fields, describe, load, type_name
+from labkit.config_loading import cli_fields, describe, load
 from llm.config import TrainConfig
 from llm.demo_config import DemoConfig
 from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
@@ -84,8 +85,11 @@ def config_options(
                 continue
             if tp is bool:
                 flags = (f"{flags[0]}/--no-{flags[0][2:]}",)
-            text += f" [{type_name(tp)}{'' if default is None else f'; default {default}'}]"
-            option = typer.Option(None, *flags, help=text, show_default=False)
+            if isinstance(default, list | tuple):
+                default = ",".join(map(str, default))
+            text += "" if default is None else f" (default: {default})"
+            metavar = _metavar(tp)
+            option = typer.Option(None, *flags, help=text, metavar=metavar, show_default=False)
             extra[name] = (option, bool | None if tp is bool else str | None)
         kind = inspect.Parameter.KEYWORD_ONLY
         for name, (default, annotation) in extra.items():
@@ -117,6 +121,16 @@ def config_options(
 
 def _is_dict(tp: Any) -> bool:
     return typing.get_origin(tp) is dict
+
+
+def _metavar(tp: Any) -> str:
+    """INT, FLOAT, STR or, for lists, FLOAT,... (null is spelled null on the command line)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return _metavar(args[0])
+    if typing.get_origin(tp) in (list, tuple):
+        return f"{_metavar(args[0])},..."
+    return getattr(tp, "__name__", "value").upper()
 
 
 def _command_line() -> str:
