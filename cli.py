@@ -1,18 +1,16 @@
 """`lad`: the labkit command line. This file only parses arguments and calls library functions.
 
-Options that set config fields are generated from the config dataclasses (help text included),
-and figure commands from figures/registry.py, so nothing here repeats them. Errors a user can
+Options that set config fields are generated from the config dataclasses (help text and flags
+included; `labkit.config_loading.config_options`), and figure commands from figures/registry.py,
+so nothing here repeats them. Errors a user can
 cause (bad values, missing files) print one line to stderr and exit with code 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
-import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
@@ -22,7 +20,8 @@ from bandit.config import BanditConfig
 from bandit.experiments import SweepRun
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
-from labkit.config_loading import cli_fields, describe, load
+from labkit.config_cli import config_options
+from labkit.config_loading import describe, load
 from llm.config import TrainConfig
 from llm.demo_config import DemoConfig
 from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
@@ -56,81 +55,6 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(e))
 
     return run
-
-
-def config_options(
-    cls: type,
-    only: Sequence[str] = (),
-    into: str = "config",
-    file: str | None = None,
-    args: str | None = None,
-    defaults: Sequence[str] = (),
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command one option per field of `cls` (or of `only`), help and flags from the
-    field, plus `--config FILE` when `file` is its help text and `KEY=VALUE` arguments when
-    `args` is theirs. The command's parameter `into` gets the config built by
-    labkit.config_loading: defaults < FILE < `defaults` < arguments < options; a parameter
-    `{into}_given` gets the names of the options given."""
-
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        sig = inspect.signature(fn)
-        params = [p for p in sig.parameters.values() if p.name not in (into, f"{into}_given")]
-        extra = {}
-        if args is not None:
-            extra["ARGS"] = (typer.Argument(None, help=args, show_default=False), list[str] | None)
-        if file is not None:
-            extra["FILE"] = (typer.Option(None, "--config", "-c", help=file), str | None)
-        for name, tp, default, text, flags in cli_fields(cls):
-            if (only and name not in only) or dataclasses.is_dataclass(tp) or _is_dict(tp):
-                continue
-            if tp is bool:
-                flags = (f"{flags[0]}/--no-{flags[0][2:]}",)
-            if isinstance(default, list | tuple):
-                default = ",".join(map(str, default))
-            text += "" if default is None else f" (default: {default})"
-            metavar = _metavar(tp)
-            option = typer.Option(None, *flags, help=text, metavar=metavar, show_default=False)
-            extra[name] = (option, bool | None if tp is bool else str | None)
-        kind = inspect.Parameter.KEYWORD_ONLY
-        for name, (default, annotation) in extra.items():
-            params.append(inspect.Parameter(f"{into}__{name}", kind, default=default))
-            params[-1] = params[-1].replace(annotation=annotation)
-
-        @wraps(fn)
-        def command(**kwargs: Any) -> Any:
-            mine = {
-                k.split("__", 1)[1]: kwargs.pop(k)
-                for k in list(kwargs)
-                if k.startswith(f"{into}__")
-            }
-            path, positional = mine.pop("FILE", None), mine.pop("ARGS", None) or []
-            given = {k: v for k, v in mine.items() if v is not None}
-            options = [
-                f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in given.items()
-            ]
-            kwargs[into] = load(cls, path, [*defaults, *positional, *options])
-            if f"{into}_given" in sig.parameters:
-                kwargs[f"{into}_given"] = list(given)
-            return fn(**kwargs)
-
-        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        return command
-
-    return wrap
-
-
-def _is_dict(tp: Any) -> bool:
-    return typing.get_origin(tp) is dict
-
-
-def _metavar(tp: Any) -> str:
-    """INT, FLOAT, STR or, for lists, FLOAT,... (null is spelled null on the command line)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return _metavar(args[0])
-    if typing.get_origin(tp) in (list, tuple):
-        return f"{_metavar(args[0])},..."
-    return getattr(tp, "__name__", "value").upper()
 
 
 def _command_line() -> str:

@@ -13,8 +13,8 @@ that turns text into such a config:
   tuple field also takes `a,b,c`, and a str field takes the text as written.
 - `ClassVar EXCLUSIVE` on a config names fields that are two spellings of one knob (eta / kappa):
   a layer that sets one of them drops the others set by earlier layers.
-- `describe(cls)` is the field reference (`lad llm config --describe`, docs/configs.md), and
-  `cli_fields(cls)` feeds the generated command-line options.
+- `describe(cls)` is the field reference (`lad config NAME`, docs/configs.md);
+  labkit/config_cli.py turns the same fields into command-line options.
 - Machine and file checks (`check_device`, `check_file`) are separate functions that runs call
   when they start, never `__post_init__`: a config saved on a GPU machine loads on any machine.
 
@@ -169,12 +169,13 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
             raise ValueError(f"unknown config key {prefix}{key}; expected one of {sorted(fields)}")
         if _is_config(hints[key]) and isinstance(value, Mapping):
             # a section given in part keeps the field's own default for the rest
-            value = {**to_dict(_default(fields[key])), **value}
+            value = {**to_dict(field_default(fields[key])), **value}
         kwargs[key] = coerce(f"{prefix}{key}", value, hints[key])
     return cls(**kwargs)
 
 
-def _default(f: dataclasses.Field) -> Any:
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (its default_factory called), None when it has none."""
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
@@ -303,22 +304,6 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def cli_fields(cls: type) -> list[tuple[str, Any, Any, str, tuple[str, ...]]]:
-    """(name, type, default, help, flags) of each top-level field, for generated command-line
-    options; flags default to (--field-name,) unless the field's metadata names them."""
-    hints = _hints(cls)
-    return [
-        (
-            f.name,
-            hints[f.name],
-            _default(f),
-            f.metadata.get("help", ""),
-            tuple(f.metadata.get("flags", ())) or (f"--{f.name.replace('_', '-')}",),
-        )
-        for f in dataclasses.fields(cls)
-    ]
-
-
 def describe(cls: type, obj: Any = None, indent: str = "") -> str:
     """Every field, its value (default unless `obj` is given), type and help, as commented YAML."""
     obj = cls() if obj is None else obj
@@ -400,9 +385,9 @@ __all__ = [
     "check_choice",
     "check_device",
     "check_path",
-    "cli_fields",
     "coerce",
     "describe",
+    "field_default",
     "finite_positive",
     "from_dict",
     "help_of",

@@ -14,9 +14,9 @@ import torch
 from bandit import results
 from bandit.config import BanditConfig
 from bandit.trainer import train
+from labkit.config_cli import cli_fields
 from labkit.config_loading import (
     check_device,
-    cli_fields,
     coerce,
     describe,
     from_dict,
