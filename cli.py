@@ -1,9 +1,9 @@
 """`lad`: the labkit command line. This file only parses arguments and calls library functions.
 
-Options that set config fields are generated from the config dataclasses (help text and flags
-included; `labkit.config_loading.config_options`), and figure commands from figures/registry.py,
-so nothing here repeats them. Errors a user can
-cause (bad values, missing files) print one line to stderr and exit with code 2.
+Options that set config fields are generated from the config dataclasses (help, type, default
+and flags: labkit/config_cli.py) and figure commands from figures/registry.py, so nothing here
+repeats them. Errors a user can cause (bad values, missing files, a run directory another process
+holds) print one line to stderr and exit with code 2.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
 from labkit.config_loading import describe, load
+from labkit.io import LockedError
 from llm.config import TrainConfig
 from llm.demo_config import DemoConfig
 from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
@@ -51,7 +52,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, OSError) as e:  # bad values, missing files, a file where a dir goes
+        except (ValueError, OSError, LockedError) as e:  # OSError: missing files, a file for a dir
             fail(str(e))
 
     return run
