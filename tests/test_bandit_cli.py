@@ -153,6 +153,10 @@ def test_landscape_draws_png_and_pdf(tmp_path):
         (["landscape", "nope"], "landscape='nope'"),
         (["run", "--device", "tpu"], "device='tpu' is not valid"),
         (["run", "--device", "cuda:7"], "device='cuda:7' is not available"),
+        (["run", "--threads", "0"], "threads=0 is not valid"),
+        (["run", "--steps", "x"], "steps='x' is not valid; expected int"),
+        (["sweep", "-c", "BADYAML"], "is not valid YAML (line 2"),
+        (["sweep", "-c", "UNKNOWNKEY"], "unknown config key stepz in config file"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_results(tmp_path, args, match):
@@ -161,6 +165,8 @@ def test_bad_input_is_one_line_exit_2_and_no_results(tmp_path, args, match):
         "TEXT": ("t.csv", "1,x\n"),
         "NAN": ("n.json", "[1, NaN]"),
         "INF": ("i.json", "[Infinity, 1]"),
+        "BADYAML": ("bad.yaml", "etas: [1, 2\n"),
+        "UNKNOWNKEY": ("unknown.yaml", "stepz: 3\n"),
     }
     for i, a in enumerate(args):
         if a in files:
