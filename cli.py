@@ -442,6 +442,7 @@ def bandit_compare(
     from pathlib import Path
 
     from bandit import results
+    from labkit.io import atomic_write
 
     rows, source = [], []
     refreshed = False
@@ -470,7 +471,7 @@ def bandit_compare(
         writer.writeheader()
         for s, r in zip(source, rows, strict=True):
             writer.writerow({"results": s, **r})
-        results.atomic_write(Path(csv_out), buf.getvalue())
+        atomic_write(Path(csv_out), buf.getvalue())
         typer.echo(f"wrote {csv_out}")
 
 

@@ -40,12 +40,13 @@ import torch
 import torch.nn.functional as F
 
 from labkit.advantages import compute_advantages, group_stats
+from labkit.io import atomic_write, write_json
 from labkit.losses import compute_loss, masked_mean
 from llm import checkpoint as ckpt
 from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
 from llm.evaluate import evaluate_model, plot_eval, write_eval
-from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
+from llm.logging import METRICS_FILE, MetricsLogger
 from llm.logprobs import completion_log_probs, rollout_is_weights
 from llm.models import load_model, load_tokenizer, pick_device
 from llm.rewards import RewardSet
@@ -529,13 +530,8 @@ class Trainer:
 
     def _write_config(self) -> None:
         out = Path(self.config.trainer.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            out / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
-        )
-        tmp = out / ".config.yaml.tmp"
-        tmp.write_text(self.config.to_yaml())
-        tmp.replace(out / "config.yaml")
+        write_json(out / "config.json", {"config": self.config.to_dict(), "versions": _versions()})
+        atomic_write(out / "config.yaml", self.config.to_yaml())
 
     def save(self, step: int) -> Path:
         t = self.config.trainer
