@@ -37,9 +37,17 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from labkit.io import LockedError  # a run directory another process is writing
+
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        except (
+            ValueError,
+            FileNotFoundError,
+            IsADirectoryError,
+            PermissionError,
+            LockedError,
+        ) as e:
             fail(str(e))
 
     return run
@@ -496,14 +504,24 @@ def llm_train(
     resume: str | None = typer.Option(
         None, help="auto (latest checkpoint in output_dir) or a checkpoint directory"
     ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="with --resume auto: continue even if the config differs from the saved one",
+    ),
 ) -> None:
     """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
+    from llm.rewards import RewardError
     from llm.trainer import NonFiniteError, Trainer
 
-    cfg = _llm_config(config, overrides, *([f"trainer.resume={resume}"] if resume else []))
+    extra = [f"trainer.resume={resume}"] if resume else []
+    if allow_config_change:
+        extra.append("trainer.allow_config_change=true")
+    cfg = _llm_config(config, overrides, *extra)
     try:
-        last = Trainer(cfg).train()
-    except NonFiniteError as e:
+        with Trainer(cfg) as trainer:
+            last = trainer.train()
+    except (NonFiniteError, RewardError) as e:
         fail(str(e), code=1)
     keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
