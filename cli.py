@@ -188,13 +188,15 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
 
     from bandit import results
     from bandit.config import expand_runs
-    from bandit.trainer import prepare, train
+    from bandit.trainer import NonFiniteError, prepare, train
+    from labkit.io import check_output_dir
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     prepare(config)  # every check before the progress bar: bad input prints one line
     out_dir = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out_dir, "out")
     n_runs = len(expand_runs(config))
     console = Console(stderr=True)
     columns = (
@@ -206,7 +208,11 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"{n_runs} runs", total=config.steps)
-        result = train(config, lambda done, total: bar.update(task, completed=done))
+        try:
+            result = train(config, lambda done, total: bar.update(task, completed=done))
+        except NonFiniteError as e:
+            bar.stop()
+            fail(str(e), code=1)
     path = results.save(result, out_dir, command=["lad", *sys.argv[1:]])
     _print_summary(
         results.summarise(results.final_rows(result)),
