@@ -49,7 +49,11 @@ def evaluate_model(
         raise ValueError(
             "eval: there are no eval records (data.eval_fraction = 0 and no data.eval_dataset?)"
         )
-    reward = RewardSet([ev.correct_reward or data.reward_funcs[0]])
+    reward = RewardSet(
+        [ev.correct_reward or data.reward_funcs[0]],
+        timeout=data.reward_timeout_s,
+        max_stuck=data.reward_max_stuck,
+    )
     if generator is None:
         generator = HFGenerator(model, tokenizer, autocast_dtype=autocast_dtype)
     n = ev.n
@@ -251,9 +255,13 @@ def sample_completions(
     rewards: list[float | None] = [None] * len(rollout.completions)
     if not prompts:
         rows = [r for r in records for _ in range(n)]
-        total, _ = RewardSet(data.reward_funcs, data.reward_weights)(
-            [r["prompt"] for r in rows], rollout.completions, record_columns(rows)
+        rs = RewardSet(
+            data.reward_funcs,
+            data.reward_weights,
+            timeout=data.reward_timeout_s,
+            max_stuck=data.reward_max_stuck,
         )
+        total, _ = rs([r["prompt"] for r in rows], rollout.completions, record_columns(rows))
         rewards = [None if r != r else r for r in total.tolist()]
     return [
         {
