@@ -4,22 +4,14 @@ output directory that is a file, or under one (one line, exit 2, nothing written
 from __future__ import annotations
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from bandit.config import BanditConfig
 from bandit.trainer import NonFiniteError, train
 from cli import app
+from tests.test_bandit_trainer import _one_thread  # noqa: F401  (autouse: one torch thread)
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("divergence", ["rkl", "pearson"])

@@ -20,7 +20,13 @@ import torch
 from labkit.io import read_jsonl
 from llm import checkpoint as ckpt
 from llm.rewards import RewardError, RewardSet
-from tests.test_llm_trainer import RECORDS, TOY_REWARD, make_trainer, tiny_config
+from tests.test_llm_trainer import (  # one_thread: autouse, one torch thread
+    RECORDS,
+    TOY_REWARD,
+    make_trainer,
+    one_thread,  # noqa: F401
+    tiny_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # the CLI arguments of tests.test_llm_trainer.tiny_config
@@ -34,14 +40,6 @@ TINY_ARGS = [
     "trainer.progress_bar=false",
     "trainer.device=cpu",
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def steps(out: Path) -> list[int]:
@@ -97,6 +95,7 @@ def test_an_all_skipped_step_makes_no_update_and_n_in_a_row_stop(tmp_path, caplo
 # --- the lock --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_running_output_dir_gets_one_line_and_exit_2(tmp_path):
     out = tmp_path / "run"
     cfg = tiny_config(tmp_path, "trainer.max_steps=2", "data.reward_timeout_s=600")
