@@ -41,7 +41,14 @@ import torch
 import torch.nn.functional as F
 
 from labkit.advantages import compute_advantages, group_stats
-from labkit.io import DirLock, append_jsonl, atomic_write, check_output_dir, write_json
+from labkit.io import (
+    DirLock,
+    append_jsonl,
+    atomic_write,
+    check_output_dir,
+    provenance,
+    write_json,
+)
 from labkit.losses import compute_loss, masked_mean
 from llm import checkpoint as ckpt
 from llm.config import TrainConfig
@@ -617,7 +624,10 @@ class Trainer:
 
     def _write_config(self) -> None:
         out = Path(self.config.trainer.output_dir)
-        write_json(out / "config.json", {"config": self.config.to_dict(), "versions": _versions()})
+        write_json(
+            out / "config.json",
+            {"config": self.config.to_dict(), "versions": _versions(), "provenance": provenance()},
+        )
         atomic_write(out / "config.yaml", self.config.to_yaml())
 
     def save(self, step: int) -> Path:
