@@ -24,6 +24,11 @@ Departures: the FlowRL baseline gets its learned log Z from a linear head on the
 token's final hidden state (FlowRL's ProjZ is an MLP over several layers).
 A non-finite loss or gradient norm stops the run with `NonFiniteError` before the optimizer step;
 checkpoints already written are left as they are.
+A step where no sample got a reward makes no update at all (reward functions run under a time
+limit and their errors score None: llm/rewards.py); trainer.max_skipped_steps of them in a row
+stop the run with `RewardError`. One process per output_dir (labkit.io.DirLock); resume=auto
+refuses a changed config unless trainer.allow_config_change, and skips corrupt checkpoints
+(docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -305,7 +310,7 @@ class Trainer:
         else:
             self.skipped_in_a_row = 0
             batch = self._update_batch(rollout, advantages.float())
-            update_metrics = self._update(batch, step)
+            update_metrics = {**self._update(batch, step), "skipped_step": 0.0}
             self.generator.sync_weights(self.model)
         t_end = self._now()
 
