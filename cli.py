@@ -37,9 +37,17 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from labkit.io import LockedError  # a run directory another process is writing
+
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        except (
+            ValueError,
+            FileNotFoundError,
+            IsADirectoryError,
+            PermissionError,
+            LockedError,
+        ) as e:
             fail(str(e))
 
     return run
@@ -180,13 +188,15 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
 
     from bandit import results
     from bandit.config import expand_runs
-    from bandit.trainer import prepare, train
+    from bandit.trainer import NonFiniteError, prepare, train
+    from labkit.io import check_output_dir
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     prepare(config)  # every check before the progress bar: bad input prints one line
     out_dir = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out_dir, "out")
     n_runs = len(expand_runs(config))
     console = Console(stderr=True)
     columns = (
@@ -198,7 +208,11 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"{n_runs} runs", total=config.steps)
-        result = train(config, lambda done, total: bar.update(task, completed=done))
+        try:
+            result = train(config, lambda done, total: bar.update(task, completed=done))
+        except NonFiniteError as e:
+            bar.stop()
+            fail(str(e), code=1)
     path = results.save(result, out_dir, command=["lad", *sys.argv[1:]])
     _print_summary(
         results.summarise(results.final_rows(result)),
@@ -442,6 +456,7 @@ def bandit_compare(
     from pathlib import Path
 
     from bandit import results
+    from labkit.io import atomic_write
 
     rows, source = [], []
     refreshed = False
@@ -470,7 +485,7 @@ def bandit_compare(
         writer.writeheader()
         for s, r in zip(source, rows, strict=True):
             writer.writerow({"results": s, **r})
-        results.atomic_write(Path(csv_out), buf.getvalue())
+        atomic_write(Path(csv_out), buf.getvalue())
         typer.echo(f"wrote {csv_out}")
 
 
@@ -495,14 +510,24 @@ def llm_train(
     resume: str | None = typer.Option(
         None, help="auto (latest checkpoint in output_dir) or a checkpoint directory"
     ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="with --resume auto: continue even if the config differs from the saved one",
+    ),
 ) -> None:
     """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
+    from llm.rewards import RewardError
     from llm.trainer import NonFiniteError, Trainer
 
-    cfg = _llm_config(config, overrides, *([f"trainer.resume={resume}"] if resume else []))
+    extra = [f"trainer.resume={resume}"] if resume else []
+    if allow_config_change:
+        extra.append("trainer.allow_config_change=true")
+    cfg = _llm_config(config, overrides, *extra)
     try:
-        last = Trainer(cfg).train()
-    except NonFiniteError as e:
+        with Trainer(cfg) as trainer:
+            last = trainer.train()
+    except (NonFiniteError, RewardError) as e:
         fail(str(e), code=1)
     keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from gpu_check import qwen2_model  # noqa: E402
 
 from labkit import LossConfig, compute_loss  # noqa: E402
-from llm.logging import write_json_atomic  # noqa: E402
+from labkit.io import write_json  # noqa: E402
 from llm.logprobs import completion_log_probs  # noqa: E402
 
 
@@ -115,7 +115,7 @@ def main() -> None:
         "completion_len": args.completion_length,
         "rows": rows,
     }
-    write_json_atomic(Path(args.out), result)
+    write_json(Path(args.out), result)
     print(f"wrote {args.out}")
 
 

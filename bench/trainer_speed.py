@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
+from labkit.io import write_json  # noqa: E402
 from llm.config_loading import load_config  # noqa: E402
-from llm.logging import write_json_atomic  # noqa: E402
 from llm.models import tiny_model, tiny_tokenizer  # noqa: E402
 from llm.trainer import Trainer  # noqa: E402
 
@@ -254,7 +254,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result)
+    write_json(out, result)
 
 
 if __name__ == "__main__":

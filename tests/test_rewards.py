@@ -296,7 +296,7 @@ def boom(prompts, completions, **kw):
 def test_reward_set_weighted_nansum_and_none():
     rs = RewardSet([one, some_none, all_none], weights=[0.5, 2.0, 1.0])
     total, per = rs(["p"] * 3, ["a", "b", "c"], {"answer": ["1", "2", "3"]})
-    assert torch.allclose(total, torch.tensor([0.5, 4.5, 0.5]))
+    assert torch.allclose(total, torch.tensor([0.5, 4.5, 0.5], dtype=torch.float64))
     assert (
         per["some_none"][1] == 2.0
         and torch.isnan(per["some_none"][0])
@@ -311,7 +311,10 @@ def test_reward_set_logs_a_raising_function_and_keeps_going(caplog):
     rs = RewardSet([boom, one])
     with caplog.at_level(logging.WARNING, logger="llm.rewards"):
         total, per = rs(["p", "p"], ["a", "b"], {})
-    assert torch.equal(total, torch.tensor([1.0, 1.0])) and torch.isnan(per["boom"]).all()
+    assert (
+        torch.equal(total, torch.tensor([1.0, 1.0], dtype=torch.float64))
+        and torch.isnan(per["boom"]).all()
+    )
     assert (
         "'boom'" in caplog.text
         and "RuntimeError" in caplog.text
@@ -349,7 +352,9 @@ def test_reward_set_accepts_numpy_and_tensor_outputs_nan_as_none():
         return torch.tensor([0.5, 0.5, 0.5])
 
     total, per = RewardSet([as_numpy, as_tensor])(["p"] * 3, ["a", "b", "c"], {})
-    assert torch.allclose(total, torch.tensor([1.5, 0.5, 0.5])) and torch.isnan(per["as_numpy"][1])
+    assert torch.allclose(
+        total, torch.tensor([1.5, 0.5, 0.5], dtype=torch.float64)
+    ) and torch.isnan(per["as_numpy"][1])
 
 
 def test_reward_set_passes_columns_and_supports_async():
@@ -371,7 +376,7 @@ def test_reward_set_passes_columns_and_supports_async():
 def test_reward_set_on_built_ins_end_to_end():
     rs = RewardSet(["math_accuracy", "format"], weights=[1.0, 0.1])
     total, per = rs(["q"] * 3, ["\\boxed{5}", "5", "\\boxed{6}"], {"answer": ["5", "5", "5"]})
-    assert torch.allclose(total, torch.tensor([1.1, 1.0, 0.1]))
+    assert torch.allclose(total, torch.tensor([1.1, 1.0, 0.1], dtype=torch.float64))
     assert per["math_accuracy"].tolist() == [1.0, 1.0, 0.0]
 
 
