@@ -50,6 +50,16 @@ test-verl:
 	if [ $$rc -eq 3 ]; then echo "test-verl: SKIPPED: verl could not be installed (see the message above)"; exit 0; fi; \
 	test $$rc -eq 0 && PYTHONPATH=$(CURDIR) $(VERL_VENV)/bin/python -m pytest -q tests/test_verl_integration.py
 
+# requirements/ci.txt, the exact versions CI installs, resolved from pyproject.toml's extras by uv
+# (pip install uv). Existing pins are kept unless the resolver must move them; to take newer
+# versions, delete the file first. torch's CUDA-only dependencies are left out (cpu-excludes.txt).
+.PHONY: requirements
+requirements:
+	uv pip compile pyproject.toml --extra llm --extra dev --extra trl \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--excludes requirements/cpu-excludes.txt \
+		--custom-compile-command "make requirements" -o requirements/ci.txt
+
 bench: setup
 	$(BIN)/python bench/loss_cost.py
 
