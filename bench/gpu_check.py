@@ -27,6 +27,7 @@ import torch  # noqa: E402
 
 VOCAB, VOCAB_TINY = 151936, 1000
 
+from labkit.io import relative  # noqa: E402
 from llm.logging import write_json_atomic  # noqa: E402
 
 
@@ -159,7 +160,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "config": vars(args),
+        "config": {**vars(args), "out": relative(args.out)},
     }
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {k: make_trainer(k, args, tokenizer, records, tmp) for k in ("lad", "grpo")}
