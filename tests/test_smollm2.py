@@ -19,7 +19,8 @@ from llm.rollout_hf import HFGenerator
 from llm.trainer import Trainer
 from tests.test_llm_trainer import TOY_REWARD
 
-pytestmark = pytest.mark.slow
+# the first test also pays for the one-time GGUF conversion (about a minute on 2 quiet cores)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 RECORDS = [
     {"prompt": "What is 2+3? Answer with just the number.", "answer": "5"},
