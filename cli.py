@@ -80,9 +80,16 @@ def info() -> None:
     else:
         device = f"cpu ({torch.get_num_threads()} threads)"
     rows.append(("device", device))
+    from labkit.install import clash_message, clashes
+
+    clash = clash_message(clashes())
+    rows.append(("packages", "labkit owns its top-level names" if not clash else "CLASH (below)"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         typer.echo(f"{k:<{width}}  {v}")
+    if clash:
+        typer.echo(f"error: {clash}", err=True)
+        raise typer.Exit(1)
 
 
 # --- bandit ----------------------------------------------------------------------------------
