@@ -48,7 +48,7 @@ from llm.evaluate import evaluate_model, plot_eval, write_eval
 from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
 from llm.logprobs import completion_log_probs, rollout_is_weights
 from llm.models import load_model, load_tokenizer, pick_device
-from llm.rewards import RewardSet
+from llm.rewards import RewardSet, with_code_sandbox
 from llm.rollout import RolloutBatch, derive_seed
 from llm.rollout_hf import HFGenerator
 from llm.rollout_vllm import logprob_mismatch  # no vllm import at module level
@@ -144,7 +144,9 @@ class Trainer:
         if not train_records:
             raise ValueError(f"data.dataset={cfg.data.dataset!r} holds no training records")
         self.train_records, self.eval_records = train_records, eval_records or []
-        self.rewards = RewardSet(cfg.data.reward_funcs, cfg.data.reward_weights)
+        self.rewards = RewardSet(
+            with_code_sandbox(cfg.data.reward_funcs, cfg.data.code_sandbox), cfg.data.reward_weights
+        )
         self.adv_config = cfg.algorithm.advantage_config()
         # extra trainable modules (FlowRL's log-partition head), saved with the checkpoint
         self.modules: dict[str, torch.nn.Module] = {}
