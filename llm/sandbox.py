@@ -318,16 +318,11 @@ def _mounts(work_mb: int) -> list[str]:
                 args += ["--perms", "0755", "--dir", parent]
         args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += [
-        "--perms",
-        "01777",
-        "--size",
-        str(work_mb * 2**20),
-        "--tmpfs",
-        "/tmp",
-        "--chdir",
-        "/tmp",
-    ]
+    size = str(work_mb * 2**20)
+    args += ["--perms", "01777", "--size", size, "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    # the root and /dev are tmpfs without a size limit, owned by the sandbox user when bwrap runs
+    # unprivileged: read-only, so the size-limited /tmp is the only place a program can write
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return args
 
 
