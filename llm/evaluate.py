@@ -21,7 +21,7 @@ from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
 from llm.logging import write_json_atomic
 from llm.metrics import extract_final_answer, summarize
-from llm.rewards import RewardSet
+from llm.rewards import RewardSet, with_code_sandbox
 from llm.rollout import SamplingConfig, derive_seed
 from llm.rollout_hf import HFGenerator
 
@@ -50,7 +50,9 @@ def evaluate_model(
         raise ValueError(
             "eval: there are no eval records (data.eval_fraction = 0 and no data.eval_dataset?)"
         )
-    reward = RewardSet([ev.correct_reward or data.reward_funcs[0]])
+    reward = RewardSet(
+        with_code_sandbox([ev.correct_reward or data.reward_funcs[0]], data.code_sandbox)
+    )
     if generator is None:
         generator = HFGenerator(model, tokenizer, autocast_dtype=autocast_dtype)
     n = ev.n
@@ -257,7 +259,8 @@ def sample_completions(
     rewards: list[float | None] = [None] * len(rollout.completions)
     if not prompts:
         rows = [r for r in records for _ in range(n)]
-        total, _ = RewardSet(data.reward_funcs, data.reward_weights)(
+        specs = with_code_sandbox(data.reward_funcs, data.code_sandbox)
+        total, _ = RewardSet(specs, data.reward_weights)(
             [r["prompt"] for r in rows], rollout.completions, record_columns(rows)
         )
         rewards = [None if r != r else r for r in total.tolist()]

@@ -270,8 +270,9 @@ def _same_output(got: str, expected: str) -> bool:
 # --- isolation --------------------------------------------------------------------------------------
 
 
-class SandboxUnavailable(RuntimeError):
-    """bwrap is missing or cannot create namespaces here, and no unsafe opt-in was given."""
+class SandboxUnavailable(ValueError):
+    """bwrap is missing or cannot create namespaces here, and no unsafe opt-in was given (a
+    ValueError: the fix is in the setup or the config, and the CLI reports it as one line)."""
 
 
 def check_mode(sandbox: str) -> str:
