@@ -173,7 +173,8 @@ def main() -> None:
     result = measure(args.repeats, args.batch, args.workers, args.seed)
     # a loaded machine slows every mode; the load tells a reader how loaded this one was
     result["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
-    write_json(args.out, {"config": config, "result": result, "provenance": provenance()})
+    command = ["python", "bench/sandbox_overhead.py", *sys.argv[1:]]
+    write_json(args.out, {"config": config, "result": result, "provenance": provenance(command)})
     print(report_markdown(args.out))
 
 

@@ -23,6 +23,7 @@ from llm.rewards import (
     verl_compute_score_adapter,
 )
 from llm.sandbox import SandboxLimits, TestCases, parse_tests, run_tests
+from tests.test_sandbox import require_bwrap
 
 DATA = Path(__file__).parent / "data"
 
@@ -152,6 +153,7 @@ def fenced(code: str) -> str:
 
 
 def test_code_reward_scores_correct_partial_and_missing_code():
+    require_bwrap()
     reward = code_reward(limits=ROOMY)
     strict = code_reward(limits=ROOMY, all_or_nothing=True)
     half = "def add(a, b):\n    return 3\n"  # passes the first test only
@@ -164,6 +166,7 @@ def test_code_reward_scores_correct_partial_and_missing_code():
 
 
 def test_code_reward_stdin_stdout_tests():
+    require_bwrap()
     reward = code_reward(limits=ROOMY)
     program = "a, b = map(int, input().split())\nprint(a + b)"
     tests = {"inputs": ["3 4\n", "10 -2\n"], "outputs": ["7\n", "8"]}
@@ -179,6 +182,7 @@ def test_code_reward_stdin_stdout_tests():
 
 
 def test_sandbox_runs_numpy_and_limits_validate():
+    require_bwrap()
     code = "import numpy as np\ndef add(a, b):\n    return int(np.add(a, b))\n"
     assert run_tests(code, TestCases(asserts=tuple(ADD_TESTS)), ROOMY) == [True, True]
     with pytest.raises(ValueError, match="memory_mb"):

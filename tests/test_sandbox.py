@@ -52,15 +52,22 @@ HOOK_OFF = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def bwrap() -> None:
+def require_bwrap() -> None:
+    """Skip the calling test when bwrap cannot run here; fail instead under CI=true."""
     problem = bwrap_problem()
     if problem is None:
         return
-    message = f"bubblewrap sandbox unavailable ({problem}); apt-get install bubblewrap"
+    message = f"the code sandbox tests need bubblewrap: {problem}"
+    if "apt-get install bubblewrap" not in message:
+        message += " (apt-get install bubblewrap)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}: CI must run the sandbox suite, never skip it")
     pytest.skip(message)
+
+
+@pytest.fixture
+def bwrap() -> None:
+    require_bwrap()
 
 
 def fenced(code: str) -> str:
@@ -282,7 +289,7 @@ def _attacks(tmp: Path, port: int) -> dict[str, str]:
     }
 
 
-def test_every_escape_scores_zero_changes_nothing_and_leaves_nothing(tmp_path):
+def test_every_escape_scores_zero_changes_nothing_and_leaves_nothing(tmp_path, bwrap):
     secret = tmp_path / "secret.txt"
     secret.write_text("s3cret")
     server = socket.socket()
@@ -385,7 +392,7 @@ PROBLEMS = {
 }
 
 
-def test_correct_programs_score_one_in_parallel():
+def test_correct_programs_score_one_in_parallel(bwrap):
     reward = code_reward(limits=ROOMY, max_workers=4)
     names = list(PROBLEMS)
     scores = reward(
@@ -396,7 +403,7 @@ def test_correct_programs_score_one_in_parallel():
     assert dict(zip(names, scores, strict=True)) == dict.fromkeys(names, 1.0)
 
 
-def test_stdin_stdout_program_under_bwrap():
+def test_stdin_stdout_program_under_bwrap(bwrap):
     program = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))"
     tests = TestCases(io=(("1 2 3\n", "6\n"), ("10 -4", "6")))
     assert run_tests(program, tests, ROOMY) == [True, True]
@@ -447,3 +454,15 @@ def test_sandbox_mode_and_limits_validate():
         code_reward(sandbox="off")
     with pytest.raises(ValueError, match="max_processes"):
         SandboxLimits(max_processes=0)
+
+
+def test_docs_quote_the_committed_overhead_measurement():
+    """docs/sandbox.md's generated block is exactly what report_markdown renders from the JSON."""
+    from bench.sandbox_overhead import DEFAULT_OUT, report_markdown
+
+    docs = (ROOT / "docs" / "sandbox.md").read_text()
+    start, end = "<!-- report:sandbox-overhead -->\n", "\n<!-- /report:sandbox-overhead -->"
+    block = docs[docs.index(start) + len(start) : docs.index(end)]
+    rendered = report_markdown(ROOT / DEFAULT_OUT)
+    assert block == rendered
+    assert "| add |" in rendered and "| 8 |" in rendered
