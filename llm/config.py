@@ -22,6 +22,7 @@ import yaml
 
 from labkit.config import AdvantageConfig, LossConfig, help_of
 from llm.rollout import SamplingConfig
+from llm.sandbox import SANDBOX_MODES
 
 # TRL loss_type -> the verl aggregation it uses (the objective itself is loss_mode)
 TRL_LOSS_TYPES = {
@@ -141,6 +142,13 @@ class DataConfig:
             "before training stops with an error"
         },
     )
+    code_sandbox: str = field(
+        default="bwrap",
+        metadata={
+            "help": "how the code rewards run programs: bwrap (OS isolation, needs bubblewrap) or "
+            "unsafe-subprocess (no isolation; explicit opt-in, see docs/sandbox.md)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _at_least("data.dataset_size", self.dataset_size, 1)
@@ -154,6 +162,7 @@ class DataConfig:
                 f"data.eval_fraction={self.eval_fraction!r} is not valid; expected a value in [0, 1)"
             )
         _choice("data.on_bad_record", self.on_bad_record, ("fail", "skip"))
+        _choice("data.code_sandbox", self.code_sandbox, SANDBOX_MODES)
         if not self.reward_funcs:
             raise ValueError(
                 "data.reward_funcs=[] is not valid; expected at least one reward function"

@@ -20,7 +20,7 @@ from labkit.io import atomic_write, write_json
 from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
 from llm.metrics import extract_final_answer, summarize
-from llm.rewards import RewardSet
+from llm.rewards import RewardSet, with_code_sandbox
 from llm.rollout import SamplingConfig, derive_seed
 from llm.rollout_hf import HFGenerator
 
@@ -50,7 +50,7 @@ def evaluate_model(
             "eval: there are no eval records (data.eval_fraction = 0 and no data.eval_dataset?)"
         )
     reward = RewardSet(
-        [ev.correct_reward or data.reward_funcs[0]],
+        with_code_sandbox([ev.correct_reward or data.reward_funcs[0]], data.code_sandbox),
         timeout=data.reward_timeout_s,
         max_stuck=data.reward_max_stuck,
     )
@@ -256,7 +256,7 @@ def sample_completions(
     if not prompts:
         rows = [r for r in records for _ in range(n)]
         rs = RewardSet(
-            data.reward_funcs,
+            with_code_sandbox(data.reward_funcs, data.code_sandbox),
             data.reward_weights,
             timeout=data.reward_timeout_s,
             max_stuck=data.reward_max_stuck,

@@ -36,7 +36,7 @@ import torch
 
 from labkit.registry import Registry
 from llm.metrics import extract_final_answer, last_boxed
-from llm.sandbox import SandboxLimits, parse_tests, run_tests
+from llm.sandbox import SandboxLimits, check_mode, parse_tests, require_sandbox, run_tests
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +241,7 @@ def code_reward(
     all_or_nothing: bool = False,
     limits: SandboxLimits | None = None,
     max_workers: int | None = None,
+    sandbox: str = "bwrap",
 ) -> RewardFn:
     """A reward that runs each completion's code against the record's tests (llm/sandbox.py).
 
@@ -248,11 +249,15 @@ def code_reward(
         tests_column: the column holding the tests (see `llm.sandbox.parse_tests` for formats).
         all_or_nothing: 1.0 only when every test passes; else the fraction of tests passed.
         limits: per-process time/memory/output limits.
-        max_workers: completions run in parallel threads (default: the number of CPUs).
+        max_workers: completions run in parallel threads (default: the number of CPUs); each
+            thread waits on its own bwrap process, so the GIL is free while programs run.
+        sandbox: "bwrap" (OS isolation; refuses to run without bwrap) or "unsafe-subprocess"
+            (explicit opt-in to no isolation, warned once; docs/sandbox.md).
     Returns 0.0 when the completion has no code block or the code fails in any way, None when
     the record has no tests.
     """
     limits = limits or SandboxLimits()
+    require_sandbox(sandbox)  # no bwrap and no opt-in: refuse now, not with every score 0
 
     def score(completion: object, tests_value: object) -> float | None:
         tests = parse_tests(tests_value)
@@ -261,7 +266,7 @@ def code_reward(
         code = extract_code(completion_text(completion))
         if code is None:
             return 0.0
-        passed = run_tests(code, tests, limits)
+        passed = run_tests(code, tests, limits, sandbox)
         if all_or_nothing:
             return float(all(passed))
         return sum(passed) / len(passed)
@@ -285,6 +290,18 @@ REWARDS.add("format", lambda: format_reward)
 REWARDS.add("reasoning_gym", ReasoningGymReward)
 REWARDS.add("code", lambda: code_reward())
 REWARDS.add("code_all", lambda: code_reward(all_or_nothing=True))
+
+
+def with_code_sandbox(specs: Sequence[str | RewardFn], sandbox: str) -> list[str | RewardFn]:
+    """`specs` with the built-in code rewards built for `sandbox` (config `data.code_sandbox`)."""
+    check_mode(sandbox)
+    built = {"code": False, "code_all": True}
+    return [
+        code_reward(all_or_nothing=built[s], sandbox=sandbox)
+        if isinstance(s, str) and s in built
+        else s
+        for s in specs
+    ]
 
 
 # --- loading and combining ----------------------------------------------------------------------------

@@ -62,7 +62,7 @@ from llm.evaluate import evaluate_model, plot_eval, write_eval
 from llm.logging import METRICS_FILE, MetricsLogger
 from llm.logprobs import completion_log_probs, rollout_is_weights
 from llm.models import load_model, load_tokenizer, pick_device
-from llm.rewards import RewardError, RewardSet
+from llm.rewards import RewardError, RewardSet, with_code_sandbox
 from llm.rollout import RolloutBatch, derive_seed
 from llm.rollout_hf import HFGenerator
 from llm.rollout_vllm import logprob_mismatch  # no vllm import at module level
@@ -182,7 +182,7 @@ class Trainer:
             raise ValueError(f"data.dataset={cfg.data.dataset!r} holds no training records")
         self.train_records, self.eval_records = train_records, eval_records or []
         self.rewards = RewardSet(
-            cfg.data.reward_funcs,
+            with_code_sandbox(cfg.data.reward_funcs, cfg.data.code_sandbox),
             cfg.data.reward_weights,
             timeout=cfg.data.reward_timeout_s,
             max_stuck=cfg.data.reward_max_stuck,
