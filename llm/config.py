@@ -13,6 +13,7 @@ as is; `AlgorithmConfig.advantage_config()` gives the `AdvantageConfig`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from labkit.config_loading import (
     to_dict,
 )
 from llm.rollout import SamplingConfig
+from llm.sandbox import SANDBOX_MODES
 
 BACKENDS = ("hf", "vllm")
 ROLLOUT_IS_MODES = ("none", "token_truncate", "sequence_truncate", "sequence_mask")
@@ -120,14 +122,41 @@ class DataConfig:
         default=None,
         metadata={"help": "one weight per reward function (TRL reward_weights); null = all 1"},
     )
+    reward_timeout_s: float = field(
+        default=300.0,
+        metadata={
+            "help": "seconds one reward function may take for one batch; past it the batch's "
+            "samples score None for that function and training goes on"
+        },
+    )
+    reward_max_stuck: int = field(
+        default=4,
+        metadata={
+            "help": "reward calls still running past their timeout (they cannot be killed) "
+            "before training stops with an error"
+        },
+    )
+    code_sandbox: str = field(
+        default="bwrap",
+        metadata={
+            "help": "how the code rewards run programs: bwrap (OS isolation, needs bubblewrap) or "
+            "unsafe-subprocess (no isolation; explicit opt-in, see docs/sandbox.md)"
+        },
+    )
 
     def __post_init__(self) -> None:
         check_at_least("data.dataset_size", self.dataset_size, 1)
+        if not (math.isfinite(self.reward_timeout_s) and self.reward_timeout_s > 0):
+            raise ValueError(
+                f"data.reward_timeout_s={self.reward_timeout_s!r} is not valid; expected seconds > 0"
+            )
+        check_at_least("data.reward_max_stuck", self.reward_max_stuck, 1)
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(
                 f"data.eval_fraction={self.eval_fraction!r} is not valid; expected a value in [0, 1)"
             )
         check_choice("data.on_bad_record", self.on_bad_record, ("fail", "skip"))
+        check_choice("data.code_sandbox", self.code_sandbox, SANDBOX_MODES)
         if not self.reward_funcs:
             raise ValueError(
                 "data.reward_funcs=[] is not valid; expected at least one reward function"
@@ -321,6 +350,20 @@ class TrainerConfig:
             "help": "none (refuse a non-empty output_dir), auto (latest checkpoint) or a path"
         },
     )
+    allow_config_change: bool = field(
+        default=False,
+        metadata={
+            "help": "resume=auto continues a run even when the config differs from the saved one "
+            "(the changed keys are logged to config_changes.jsonl); false refuses"
+        },
+    )
+    max_skipped_steps: int = field(
+        default=3,
+        metadata={
+            "help": "consecutive steps whose rewards were all skipped (None, NaN or a failed "
+            "reward function; such a step makes no update) before training stops with an error"
+        },
+    )
     logging_steps: int = field(
         default=1, metadata={"help": "progress-bar refresh every N steps (JSONL gets every step)"}
     )
@@ -344,6 +387,7 @@ class TrainerConfig:
             "gradient_accumulation_steps",
             "keep_last",
             "logging_steps",
+            "max_skipped_steps",
         ):
             check_at_least(f"trainer.{key}", getattr(self, key), 1)
         for key in (

@@ -52,9 +52,9 @@ from llm.tasks.warmup import supervised_warmup
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from llm.logging import write_json_atomic
+    from labkit.io import write_json
 
-    write_json_atomic(path, data)
+    write_json(path, data)
 
 
 def _save_model_dir(final: Path, model, tokenizer) -> None:
