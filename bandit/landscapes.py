@@ -1,7 +1,7 @@
 """Reward landscapes over K arms: built-ins by name, or any reward vector from a file.
 
 A landscape is a reward per arm plus its modes (groups of arms). The advantage-induced target
-P_A = softmax(A / eta) (method.md section 3) depends on the rewards only up to a constant, so the
+P_A = softmax(A / eta) (docs/method.md section 3) depends on the rewards only up to a constant, so the
 built-ins are written as log-densities: at eta = 1, P_A of `trimodal` *is* a mixture of three
 Gaussians over the arm index (with a small uniform floor so that every reward is finite).
 

@@ -4,7 +4,7 @@
   on-policy step gives a sample, w(a) = f'(1) - f'(e^{-a}) against a = A/eta (GRPO's is a itself);
   (b) the push on log pi(y) of one sample with a = 1 as its ratio r grows: -r (f'(r e^{-a}) - f'(1))
   for LAD, which stops at r = e^a, against A·r (unclipped GRPO) and the PPO clip. The f'(1) term
-  is dropped in both: it sums to zero over pi_old (method.md section 6, "standardised").
+  is dropped in both: it sums to zero over pi_old (docs/method.md section 6, "standardised").
 - `figure_surrogate` (data: surrogate): the loss and gradient gaps between practical LAD (divided
   by Z = E_pi_old[e^{A/eta}]) and theoretical LAD near pi_old against the trust-region size delta,
   log-log with slope guides (bandit/theory.py states the reading of Theorem B.1).
@@ -102,7 +102,7 @@ def figure_weights(data_root: Path | None = None) -> Figure:
     draw_push(np.linspace(-1.5, 3.0, 301), ax=axes[1])
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
     fig.suptitle(
-        "How each f-divergence limits growth (method.md section 5): "
+        "How each f-divergence limits growth (docs/method.md section 5): "
         "$\\nabla L = E_{\\pi_{old}}[e^a f'(x)\\, x\\, \\nabla\\log\\pi]$, $x = r e^{-a}$\n"
         "f'(1) is subtracted (its term sums to zero over $\\pi_{old}$), so KL's on-policy weight is GRPO's",
         fontsize=9,
