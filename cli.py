@@ -842,7 +842,8 @@ def figures_summary(
     """Final bandit metrics with bootstrap CIs (fig1, onpolicy, eta) into one small JSON."""
     from figures import bandit_summary
 
-    typer.echo(f"wrote {bandit_summary.write(data, out)}")
+    command = " ".join(["lad", *sys.argv[1:]])
+    typer.echo(f"wrote {bandit_summary.write(data, out, command)}")
 
 
 _LLM_RUNS = typer.Option(

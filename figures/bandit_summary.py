@@ -1,9 +1,10 @@
 """The bandit numbers the docs quote: a small summary of Figure 1's runs and the eta sweep.
 
 `lad figures all` trains the experiments into results/figures/data/ (not committed: megabytes of
-CSV). `lad figures summary` reads three of them (fig1, onpolicy, eta) and writes the final metrics
-per method, with 95% bootstrap CIs over seeds, to one small JSON (docs/results/bandit/summary.json,
-committed); the report blocks below write the docs' tables from that file.
+CSV). `lad figures summary` reads four of them and writes one small JSON
+(docs/results/bandit/summary.json, committed): the final metrics per method of fig1, onpolicy and
+eta, with 95% bootstrap CIs over seeds, and the log-log slopes of the Theorem B.1 gaps (surrogate).
+The report blocks below write the docs' tables from that file.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from bandit import results
+from figures.io import read_csv
 from figures.report import command_line, load_json
 from figures.stats import bootstrap_ci
+from figures.theory import gap_curve
 from labkit.io import provenance, write_json
 
 SUMMARY = "docs/results/bandit/summary.json"
@@ -92,12 +95,28 @@ def summarise(data_root: str | Path) -> dict[str, Any]:
             },
             "groups": summary,
         }
+    out["surrogate"] = surrogate_slopes(Path(data_root) / "surrogate" / "surrogate.csv")
     return out
 
 
-def write(data_root: str | Path, out: str | Path = SUMMARY) -> Path:
-    """summarise(data_root) plus provenance, written atomically to `out`."""
-    return write_json(out, {**summarise(data_root), "provenance": provenance()})
+def surrogate_slopes(path: str | Path) -> dict[str, Any]:
+    """Per divergence, uniform pi_old: log-log slopes of the loss and gradient gaps against delta
+    (None: the gap is at rounding level), as the surrogate figure fits them."""
+    table = read_csv(path, keep_str=("divergence", "pi_old")).where(pi_old="uniform")
+    slopes = {}
+    for d in table.unique("divergence"):
+        t = table.where(divergence=d)
+        slopes[d] = {v: gap_curve(t, v)[2] for v in ("loss_gap", "grad_gap")}
+    return {
+        "delta_min": float(table["delta"].min()),
+        "delta_max": float(table["delta"].max()),
+        "slopes": slopes,
+    }
+
+
+def write(data_root: str | Path, out: str | Path = SUMMARY, command: str | None = None) -> Path:
+    """summarise(data_root) plus provenance (with `command`), written atomically to `out`."""
+    return write_json(out, {**summarise(data_root), "provenance": provenance(command)})
 
 
 # --- report blocks --------------------------------------------------------------------------
@@ -189,8 +208,30 @@ def fig1_conclusion() -> str:
     )
 
 
+def surrogate_table() -> str:
+    """Theorem B.1 check: slopes of the gaps between practical and theoretical LAD against delta."""
+    data = load_json(SUMMARY)
+    sur = data["surrogate"]
+
+    def cell(x: float | None) -> str:
+        return "0 (exact)" if x is None else f"slope {x:.2f}"
+
+    lines = [
+        f"Uniform π_old, δ from {sur['delta_min']:.1e} to {sur['delta_max']:.2f}; log-log slopes on "
+        "the 4 smallest δ (1: the gap shrinks like δ; 2: like δ²; 0: it does not shrink):",
+        "",
+        "| divergence | loss gap | gradient gap |",
+        "|---|---|---|",
+    ]
+    for d, s in sur["slopes"].items():
+        lines.append(f"| {d} | {cell(s['loss_gap'])} | {cell(s['grad_gap'])} |")
+    lines += ["", command_line(data, SUMMARY)]
+    return "\n".join(lines)
+
+
 REPORT_BLOCKS = {
     "bandit-fig1": fig1_table,
     "bandit-fig1-conclusion": fig1_conclusion,
     "bandit-eta": eta_table,
+    "bandit-surrogate": surrogate_table,
 }

@@ -1,6 +1,6 @@
 """Generated blocks in the docs: numbers come from committed results files, never from typing.
 
-A block in README.md or docs/*.md is
+A block in README.md or docs/*.md is (each marker on a line of its own)
 
     <!-- report:NAME -->
     ...markdown written by REPORT_BLOCKS[NAME]()...
@@ -45,10 +45,12 @@ FUNCTIONS = {
 }
 DOCUMENTS = ("README.md", "docs/*.md")
 
-OPEN = re.compile(r"<!-- report:(?P<name>[A-Za-z0-9_.-]+) -->")
+# a marker is a whole line: an indented example in a page (like the one above) is not a block
+OPEN = re.compile(r"^<!-- report:(?P<name>[A-Za-z0-9_.-]+) -->$", re.M)
 BLOCK = re.compile(
-    r"(?P<open><!-- report:(?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)(?P<close><!-- /report:(?P=name) -->)",
-    re.S,
+    r"^(?P<open><!-- report:(?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)"
+    r"^(?P<close><!-- /report:(?P=name) -->)$",
+    re.S | re.M,
 )
 
 Renderer = Callable[[], str]
@@ -209,7 +211,8 @@ def command_line(data: dict[str, Any], path: str | Path) -> str:
         return f"command: not recorded in {where}"
     extra = []
     if prov.get("commit"):
-        extra.append(f"commit {str(prov['commit'])[:12]}")
+        commit = str(prov["commit"])
+        extra.append(f"commit {commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}")
     machine = prov.get("machine") or {}
     if machine.get("cpu"):
         extra.append(f"{machine['cpu']}, {machine.get('cores')} cores")

@@ -110,6 +110,17 @@ def figure_weights(data_root: Path | None = None) -> Figure:
     return fig
 
 
+def gap_curve(t, value: str) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """One divergence's gap against delta: (delta, gap) above rounding level, sorted by delta, and
+    the log-log slope on the 4 smallest delta (None when the gap is at rounding level: exact)."""
+    order = np.argsort(t["delta"])
+    x, y = t["delta"][order], t[value][order]
+    ok = y > 1e-12 * max(1.0, float(np.abs(t[value.replace("gap", "scale")]).max()))
+    if ok.sum() < 2:
+        return x[ok], y[ok], None
+    return x[ok], y[ok], loglog_slope(x[ok][:4], y[ok][:4])
+
+
 @style.house_style
 def draw_gaps(table, value: str, ax: Axes | None = None) -> Axes:
     """Gap against delta, one line per divergence; solid: uniform pi_old, dashed: random pi_old."""
@@ -117,11 +128,8 @@ def draw_gaps(table, value: str, ax: Axes | None = None) -> Axes:
     for pi_old, ls, alpha in (("uniform", "-", 1.0), ("random", "--", 0.45)):
         sub = table.where(pi_old=pi_old)
         for d in sub.unique("divergence"):
-            t = sub.where(divergence=d)
-            order = np.argsort(t["delta"])
-            x, y = t["delta"][order], t[value][order]
-            ok = y > 1e-12 * max(1.0, float(np.abs(t[value.replace("gap", "scale")]).max()))
-            if ok.sum() < 2:
+            x, y, slope = gap_curve(sub.where(divergence=d), value)
+            if slope is None:
                 if pi_old == "uniform":  # a gap at rounding level: the two agree exactly
                     ax.plot(
                         [],
@@ -132,13 +140,12 @@ def draw_gaps(table, value: str, ax: Axes | None = None) -> Axes:
                         label=f"{style.DIVERGENCE_NAMES[d]}: 0 (exact)",
                     )
                 continue
-            slope = loglog_slope(x[ok][:4], y[ok][:4])
             name = (
                 f"{style.DIVERGENCE_NAMES[d]} (slope {slope:.2f})" if pi_old == "uniform" else None
             )
             ax.plot(
-                x[ok],
-                y[ok],
+                x,
+                y,
                 ls=ls,
                 marker="o",
                 ms=2.5,
