@@ -30,6 +30,8 @@ PENDING = {
     "docs/figures/regime.png",
 }
 
+# paths of the machines labkit was written on (spelled in two pieces so this file passes itself)
+OUTSIDE = ("../" + "shared", "/" + "work/")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -77,7 +79,7 @@ def test_nothing_cites_a_file_outside_the_repository():
         ):
             continue
         for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if "../shared" in line or "/work/" in line:
+            if any(x in line for x in OUTSIDE):
                 bad.append(f"{name}:{i}")
             # docs/*.md name their sibling page; everything else spells out docs/method.md
             if name.startswith("docs/"):
