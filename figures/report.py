@@ -33,6 +33,7 @@ from labkit.io import ROOT, atomic_write
 
 # modules holding a REPORT_BLOCKS dict (bench/ is not an installed package: see _import)
 SOURCES = (
+    "figures.report",  # results-index, below
     "bench.report",
     "figures.bandit_summary",
     "figures.regime",
@@ -237,3 +238,23 @@ def describe(outcome: Outcome, check: bool) -> str:
         )
         lines += [f"  pending: {doc} <!-- report:{name} -->" for doc, name in outcome.pending]
     return "\n".join(lines)
+
+
+RESULTS = ("docs/results/*.json", "docs/results/*/*.json", "bench/results/**/*.json")
+
+
+def results_index() -> str:
+    """Every committed summary and benchmark file with the command that wrote it (run artifacts
+    deeper under docs/results/ are left out)."""
+    paths = sorted({p for pattern in RESULTS for p in ROOT.glob(pattern) if p.is_file()})
+    lines = ["| file | written by |", "|---|---|"]
+    for path in paths:
+        rel = path.relative_to(ROOT).as_posix()
+        data = json.loads(path.read_text())
+        line = command_line(data, rel) if isinstance(data, dict) else ""
+        command = re.match(r"command: `(.*?)` →", line)
+        lines.append(f"| `{rel}` | {f'`{command[1]}`' if command else 'not recorded'} |")
+    return "\n".join(lines)
+
+
+REPORT_BLOCKS = {"results-index": results_index}
