@@ -35,8 +35,19 @@ OUTSIDE = ("../" + "shared", "/" + "work/")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
+def _prose(path: Path) -> str:
+    """The page without its fenced code blocks (a fence is a line that starts with ```)."""
+    out, fenced = [], False
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _links(path: Path) -> list[str]:
-    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)  # code is not a link
+    text = _prose(path)  # code is not a link
     return [m for m in LINK.findall(text) if not re.match(r"[a-z]+:", m) and not m.startswith("#")]
 
 
@@ -54,13 +65,23 @@ def test_readme_is_short():
     assert n <= 300, f"README.md has {n} lines; move detail into docs/"
 
 
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    heads = re.findall(r"^#+ (.+)$", _prose(path), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_relative_links_resolve(page):
     broken = []
     for link in _links(page):
-        target = (page.parent / link.split("#")[0]).resolve()
+        file, _, anchor = link.partition("#")
+        target = (page.parent / file).resolve()
         rel = target.relative_to(ROOT).as_posix() if target.is_relative_to(ROOT) else str(target)
-        if not target.exists() and rel not in PENDING:
+        if not target.exists():
+            if rel not in PENDING:
+                broken.append(link)
+        elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
             broken.append(link)
     assert not broken, f"{page.relative_to(ROOT)}: links that do not resolve: {broken}"
 
