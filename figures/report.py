@@ -148,7 +148,11 @@ def rewrite(text: str, blocks: dict[str, Renderer], rendered: dict[str, str]) ->
         if name not in blocks:
             return m[0]
         if name not in rendered:
-            rendered[name] = _body(blocks[name]())
+            try:
+                rendered[name] = _body(blocks[name]())
+            except (OSError, KeyError, ValueError, TypeError) as e:
+                # a missing or reshaped results file: one line naming the block, for the CLI
+                raise ValueError(f"report block {name!r}: {type(e).__name__}: {e}") from e
         return m["open"] + rendered[name] + m["close"]
 
     return BLOCK.sub(sub, text)

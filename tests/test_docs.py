@@ -234,6 +234,16 @@ def test_unknown_block_is_pending_while_a_source_is_missing(tmp_path):
     assert out.pending == [("docs/page.md", "later")] and out.stale == []
 
 
+def test_a_renderer_that_fails_names_its_block(tmp_path):
+    _doc(tmp_path, "<!-- report:x -->\n<!-- /report:x -->\n")
+
+    def broken() -> str:
+        return report.load_json("docs/results/no_such_file.json")
+
+    with pytest.raises(ValueError, match=r"report block 'x': FileNotFoundError"):
+        report.update(root=tmp_path, blocks={"x": broken}, missing=[])
+
+
 def test_unclosed_marker_is_an_error(tmp_path):
     _doc(tmp_path, "<!-- report:x -->\nno end\n")
     with pytest.raises(ValueError, match="no closing"):
