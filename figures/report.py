@@ -261,4 +261,17 @@ def results_index() -> str:
     return "\n".join(lines)
 
 
-REPORT_BLOCKS = {"results-index": results_index}
+def figures_index() -> str:
+    """Every committed figure (docs/figures/*.png) with the command stored in its metadata."""
+    from PIL import Image  # matplotlib's own dependency
+
+    lines = ["| figure | drawn by |", "|---|---|"]
+    for path in sorted((ROOT / "docs" / "figures").glob("*.png")):
+        with Image.open(path) as im:
+            command = im.text.get("Description")
+        rel = path.relative_to(ROOT).as_posix()
+        lines.append(f"| `{rel}` | {f'`{command}`' if command else 'not recorded'} |")
+    return "\n".join(lines)
+
+
+REPORT_BLOCKS = {"results-index": results_index, "figures-index": figures_index}
