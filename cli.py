@@ -863,6 +863,21 @@ def figures_list() -> None:
         typer.echo(f"{name:<11} {spec.description}  [reads: {', '.join(spec.needs) or 'nothing'}]")
 
 
+@figures_app.command("summary")
+@user_errors
+def figures_summary(
+    data: str = typer.Option("results/figures/data", "--data", help="where `figures all` saved"),
+    out: str = typer.Option(
+        "docs/results/bandit/summary.json", "--out", help="the summary JSON the docs read"
+    ),
+) -> None:
+    """Final bandit metrics with bootstrap CIs (fig1, onpolicy, eta) into one small JSON."""
+    from figures import bandit_summary
+
+    command = " ".join(["lad", *sys.argv[1:]])
+    typer.echo(f"wrote {bandit_summary.write(data, out, command)}")
+
+
 _LLM_RUNS = typer.Option(
     None,
     "--runs",
@@ -929,6 +944,23 @@ def _llm_figures_if_saved(out: str) -> None:
         return
     written = llm.draw_all(llm.DEMO_ROOT, out, " ".join(["lad", *sys.argv[1:]]))
     typer.echo(f"{len(written)} LLM figure files in {out} (from {llm.DEMO_ROOT})")
+
+
+@app.command()
+@user_errors
+def report(
+    check: bool = typer.Option(
+        False, "--check", help="write nothing; list stale blocks and exit 1 if there are any"
+    ),
+) -> None:
+    """Rewrite the generated blocks (<!-- report:NAME -->) of README.md and docs/*.md from the
+    committed results files."""
+    from figures import report as generated
+
+    outcome = generated.update(check=check)
+    typer.echo(generated.describe(outcome, check))
+    if check and outcome.stale:
+        raise typer.Exit(1)
 
 
 def main() -> None:
