@@ -1,6 +1,8 @@
 # Two commands on a fresh machine (README "Quick start"):
 #   make figures   regenerate every figure (training included) into results/figures
 #   make test      lint + the default test tier (make test-slow: the slow tier; CI runs both)
+# and one that regenerates every committed result and docs table (docs/results.md):
+#   make results
 # Each creates or reuses .venv. TORCH is installed first, on its own: on a CPU machine the
 # default is the CPU build (2.13.0 lies on disk here); a loose `torch` would pull a CUDA build.
 PYTHON ?= python3
@@ -9,7 +11,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 OUT ?= results/figures
 
-.PHONY: setup figures test lint bench clean
+.PHONY: setup figures results test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +25,19 @@ $(VENV)/.installed: pyproject.toml requirements/ci.txt
 
 figures: setup
 	$(BIN)/lad figures all --out $(OUT)
+
+# The committed results (docs/results/, docs/figures/) and every generated block of README.md and
+# docs/*.md. Benchmarks (bench/results/) are machine-specific: rerun each script, then `lad report`.
+# The regime grid and the LM demo are the long steps (see docs/bandit-regimes.md, docs/llm-demo.md).
+DEMO_MU := grpo_mu1,lad_js_mu1,grpo_mu2,lad_js_mu2,grpo_mu4,lad_js_mu4,grpo_mu16,lad_js_mu16
+results: figures
+	$(BIN)/lad figures summary --data $(OUT)/data --out docs/results/bandit/summary.json
+	$(BIN)/lad figures fig1 --replot --data $(OUT)/data --out docs/figures
+	$(BIN)/lad bandit regime --out docs/results/regime
+	$(BIN)/lad figures regime --replot --out docs/figures
+	$(BIN)/lad llm demo --out docs/results/demo
+	$(BIN)/lad llm demo --sweep mu --seeds 0,1,2,3,4 --methods $(DEMO_MU) --out docs/results/demo
+	$(BIN)/lad report
 
 lint: setup
 	$(BIN)/ruff check .

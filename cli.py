@@ -407,6 +407,33 @@ def figures_list() -> None:
         typer.echo(f"{name:<11} {LLM_FIGURES.get(name).description}  [reads: LLM run logs]")
 
 
+@figures_app.command("summary")
+@user_errors
+def figures_summary(
+    data: str = typer.Option("results/figures/data", "--data", help="where `figures all` saved"),
+    out: str = typer.Option("docs/results/bandit/summary.json", help="the JSON the docs read"),
+) -> None:
+    """Final bandit metrics with bootstrap CIs (fig1, onpolicy, eta) into one small JSON."""
+    from figures import bandit_summary
+
+    typer.echo(f"wrote {bandit_summary.write(data, out, _command_line())}")
+
+
+@app.command()
+@user_errors
+def report(
+    check: bool = typer.Option(False, help="write nothing; list stale blocks, exit 1 if any"),
+) -> None:
+    """Rewrite the generated blocks (<!-- report:NAME -->) of README.md and docs/*.md from the
+    committed results files and the config dataclasses."""
+    from figures import report as generated
+
+    outcome = generated.update(check=check)
+    typer.echo(generated.describe(outcome, check))
+    if check and outcome.stale:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     sys.exit(app())
 

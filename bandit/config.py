@@ -334,3 +334,10 @@ def expand_runs(config: BanditConfig) -> list[RunSpec]:
                 for lr in config.lrs:
                     runs.extend(RunSpec(obj, div, float(eta), float(lr), s) for s in config.seeds)
     return runs
+
+
+def reference_markdown() -> str:
+    """The field reference of BanditConfig (`lad report` writes it into docs/configs.md)."""
+    from labkit.config_loading import reference
+
+    return reference(BanditConfig)

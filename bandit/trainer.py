@@ -1,6 +1,6 @@
 """The vectorised bandit trainer: R independent runs advance as one tensor computation per step.
 
-Each run is a softmax policy over K logits. A step, for all runs at once (method.md sections 3-5):
+Each run is a softmax policy over K logits. A step, for all runs at once (docs/method.md sections 3-5):
 
 1. draw G arms per run from pi_old (counter-based, keyed on the run's seed: bandit/rng.py), or
    with sampling="exact" take every arm weighted by pi_old (the expectation the sample estimates);

@@ -323,6 +323,11 @@ def describe(cls: type, obj: Any = None, indent: str = "") -> str:
     return "\n".join(lines)
 
 
+def reference(cls: type) -> str:
+    """`describe(cls)` as a markdown YAML block (the generated reference in docs/configs.md)."""
+    return f"```yaml\n{describe(cls)}\n```\n"
+
+
 # --- checks that belong to the start of a run, not to building a config --------------------
 
 
@@ -394,6 +399,7 @@ __all__ = [
     "load",
     "parse_override",
     "read_file",
+    "reference",
     "to_dict",
     "type_name",
 ]

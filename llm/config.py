@@ -542,3 +542,10 @@ def load_config(
 ) -> TrainConfig:
     """A validated TrainConfig: defaults < YAML file < dotted `section.field=value` overrides."""
     return load(TrainConfig, path, overrides)
+
+
+def reference_markdown() -> str:
+    """The field reference of TrainConfig (`lad report` writes it into docs/configs.md)."""
+    from labkit.config_loading import reference
+
+    return reference(TrainConfig)

