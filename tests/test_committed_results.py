@@ -13,7 +13,7 @@ FILES = sorted(
     for d in ("bench/results", "docs/results")
     for p in (ROOT / d).rglob("*.json")
 )
-# an absolute POSIX path with at least two parts (/work/main/x, /root/out/x, /tmp/y/z), or a home
+# an absolute POSIX path with at least two parts (/home/me/x, /root/out/x, /tmp/y/z), or a home
 MACHINE_PATH = re.compile(r"(?<![\w.:/])(/[\w.-]+){2,}|~/")
 
 
@@ -42,7 +42,7 @@ def test_results_store_no_machine_paths(path):
 @pytest.mark.parametrize(
     ("text", "machine"),
     [
-        ("/work/main/bench/results/trainer_speed.json", True),
+        ("/home/me/labkit/bench/results/trainer_speed.json", True),
         ("python bench/x.py --out /root/out/x.json", True),
         ("bench/results/h200/gpu_check.json", False),
         ("torch 2.11.0+cu130 on linux/x86_64", False),

@@ -23,10 +23,7 @@ PENDING = {
     "docs/bandit-regimes.md",
     "docs/configs.md",
     "docs/explorer.md",
-    "docs/install.md",
     "docs/llm-demo.md",
-    "docs/robustness.md",
-    "docs/sandbox.md",
     "docs/figures/regime.png",
 }
 
