@@ -22,6 +22,7 @@ from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
 from labkit.config_loading import describe, load
+from labkit.errors import RunError
 from labkit.io import LockedError
 from llm.config import TrainConfig
 from llm.demo_config import DemoConfig
@@ -46,12 +47,15 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors a user can cause into one line and exit code 2 (no traceback)."""
+    """Turn the errors a user can cause into one line and exit code 2, and a run that stopped
+    itself (NaN/inf, failing rewards) into one line and exit code 1 (no traceback)."""
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except RunError as e:
+            fail(str(e), code=1)
         except (ValueError, OSError, LockedError) as e:  # OSError: missing files, a file for a dir
             fail(str(e))
 
@@ -99,12 +103,8 @@ def _train_bandit(config: BanditConfig, run: SweepRun, command: str) -> None:
     from rich.console import Console
 
     from bandit.experiments import run_sweep
-    from bandit.trainer import NonFiniteError
 
-    try:
-        table, path = run_sweep(config, run, command)
-    except NonFiniteError as e:  # a diverged run: exit 1, nothing saved
-        fail(str(e), code=1)
+    table, path = run_sweep(config, run, command)
     Console(width=200).print(table)
     typer.echo(f"results: {path}/metrics.csv, policies.csv, config.json")
 
@@ -203,18 +203,14 @@ def llm_train(
     ),
 ) -> None:
     """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
-    from llm.rewards import RewardError
-    from llm.trainer import NonFiniteError, Trainer
+    from llm.trainer import Trainer
 
     extra = [f"trainer.resume={resume}"] if resume else []
     if allow_config_change:
         extra.append("trainer.allow_config_change=true")
     config = load(TrainConfig, None, extra, base=config)
-    try:
-        with Trainer(config) as trainer:
-            last = trainer.train()
-    except (NonFiniteError, RewardError) as e:
-        fail(str(e), code=1)
+    with Trainer(config) as trainer:
+        last = trainer.train()
     keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
     typer.echo(f"done: {config.trainer.max_steps} steps in {config.trainer.output_dir}  {summary}")

@@ -37,15 +37,12 @@ from bandit.metrics import METRICS, policy_metrics
 from bandit.optim import AdamState, adam_step, sgd_step
 from labkit.advantages import compute_advantages
 from labkit.config import AdvantageConfig, LossConfig
+from labkit.errors import NonFiniteError
 from labkit.lad import advantage_distribution, theoretical_lad_loss
 from labkit.losses import compute_loss
 
 Tensor = torch.Tensor
 Progress = Callable[[int, int], None]
-
-
-class NonFiniteError(RuntimeError):
-    """A run's loss or gradient became NaN/inf; training stopped and nothing is saved."""
 
 
 def _non_finite_message(runs: list[RunSpec], first_bad: np.ndarray, config: BanditConfig) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from labkit.errors import RunError
 from labkit.registry import Registry
 from llm.metrics import extract_final_answer, last_boxed
 from llm.sandbox import SandboxLimits, check_mode, parse_tests, require_sandbox, run_tests
@@ -348,7 +349,7 @@ def load_reward(spec: str) -> RewardFn:
 FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
-class RewardError(RuntimeError):
+class RewardError(RunError):
     """Reward functions keep failing in a way training cannot go on from (too many stuck calls,
     too many steps without a single scored sample)."""
 

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from labkit.advantages import compute_advantages, group_stats
+from labkit.errors import NonFiniteError
 from labkit.io import (
     DirLock,
     append_jsonl,
@@ -71,10 +72,6 @@ logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
 # derive_seed purposes: each stream of randomness gets its own key
 DATA, SAMPLE, SHUFFLE = 1, 2, 3
-
-
-class NonFiniteError(RuntimeError):
-    """The loss or the gradient norm became NaN/inf; training stopped before the update."""
 
 
 @dataclasses.dataclass
