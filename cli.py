@@ -427,7 +427,7 @@ def bandit_sweep(
 @user_errors
 def bandit_regime(
     out: str = typer.Option("docs/results/regime", "--out", "-o", help="results directory"),
-    steps: int = typer.Option(4000, "--steps", help="optimiser steps per run"),
+    steps: int = typer.Option(2000, "--steps", help="optimiser steps per run"),
     seeds: int = typer.Option(16, "--seeds", help="seeds per point (>= 2)"),
     mus: str = typer.Option("1,2,4,8,16,32,64,0", "--mus", help="updates per rollout; 0 = fixed"),
     ks: str = typer.Option("2,5,10", "--ks", help="correct arms of the plateau panels"),

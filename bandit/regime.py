@@ -9,7 +9,7 @@ Objectives (exact advantages r - E_pi_old[r] for all, so only the loss differs):
   minibatches of one rollout of mu * G samples;
 - reward structure: `plateau` with k equally correct arms among K = 50, and `trimodal` (graded);
 - G in {8, 64} samples per step, and the exact expectation over all arms;
-- eta (LAD only) and the learning rate, each in a side panel at plateau k = 10 and trimodal, G = 64.
+- eta (LAD only) and the learning rate, each in a side panel at plateau k = 10, G = 64.
 
 A panel (one reward structure x one G x one side setting) is one vectorised `bandit.trainer.train`
 call over objectives x mu x seeds. Outcomes are exact over all arms of the final policy
@@ -60,7 +60,7 @@ def _h(text: str) -> dict[str, str]:
 class RegimeConfig:
     """The whole map. Every panel shares steps, lr, seeds and the mu axis."""
 
-    steps: int = field(default=4000, metadata=_h("optimiser steps per run"))
+    steps: int = field(default=2000, metadata=_h("optimiser steps per run"))
     lr: float = field(
         default=0.05,
         metadata=_h("Adam learning rate of the main panels, the same for every objective"),
@@ -94,7 +94,10 @@ class RegimeConfig:
         default=(0.2, 0.28), metadata=_h("upper clip ranges of clipped GRPO (lower: 0.2)")
     )
     side_panels: bool = field(
-        default=True, metadata=_h("add the lr and eta side panels (plateau k=10 and trimodal)")
+        default=True, metadata=_h("add the lr and eta side panels (on side_structure, G = 64)")
+    )
+    side_structure: str = field(
+        default="plateau k=10", metadata=_h("reward structure of the side panels")
     )
     keep_share: float = field(
         default=0.5,
@@ -142,13 +145,17 @@ def plateau_rewards(n_arms: int, k: int) -> list[float]:
     return rewards
 
 
+def write_rewards(cfg: RegimeConfig, rewards_dir: Path) -> None:
+    """The plateau reward vectors the panels read: rewards_dir/plateau_k<k>.json."""
+    for k in cfg.ks:
+        atomic_write(rewards_dir / f"plateau_k{k}.json", f"{plateau_rewards(cfg.n_arms, k)}\n")
+
+
 def panels(cfg: RegimeConfig, rewards_dir: Path) -> list[Panel]:
-    """The map's panels; plateau reward vectors are written to rewards_dir/plateau_k<k>.json."""
+    """The map's panels (plateau rewards read from rewards_dir, see write_rewards)."""
     structures: dict[str, dict[str, Any]] = {}
     for k in cfg.ks:
-        path = rewards_dir / f"plateau_k{k}.json"
-        atomic_write(path, f"{plateau_rewards(cfg.n_arms, k)}\n", durable=False)
-        structures[f"plateau k={k}"] = {"rewards_file": str(path)}
+        structures[f"plateau k={k}"] = {"rewards_file": str(rewards_dir / f"plateau_k{k}.json")}
     if cfg.trimodal:
         structures["trimodal"] = {"landscape": "trimodal", "n_arms": cfg.n_arms}
     base = BanditConfig(
@@ -171,9 +178,8 @@ def panels(cfg: RegimeConfig, rewards_dir: Path) -> list[Panel]:
                     f"{name}, G={g or 'exact'}", name, g, "main", base.replace(**where, **sampling)
                 )
             )
-    side_structures = [s for s in ("plateau k=10", "trimodal") if s in structures]
-    if cfg.side_panels and 64 in cfg.group_sizes:
-        for name in side_structures:
+    if cfg.side_panels and 64 in cfg.group_sizes and cfg.side_structure in structures:
+        for name in (cfg.side_structure,):
             where = {**structures[name], "num_generations": 64}
             for lr in cfg.side_lrs:
                 out.append(
@@ -349,9 +355,8 @@ def run_regime(
     """Train every panel (in `workers` spawned processes) and write runs.csv, summary.json and
     config.json into out. Returns out."""
     out = Path(out)
-    all_panels = panels(cfg, out / "rewards")
-    for p in all_panels:  # every check before any training
-        p.config._validate()
+    all_panels = panels(cfg, out / "rewards")  # every config checked before any file
+    write_rewards(cfg, out / "rewards")
     rows: list[dict[str, Any]] = []
     theory: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
