@@ -58,6 +58,10 @@ def results_dir(data_root: str | Path | None = None) -> Path:
 
 def load(path: str | Path = RESULTS) -> dict[str, Any]:
     """summary.json of a regime directory: points, diffs, theory, outcomes."""
+    if not (Path(path) / "summary.json").is_file():
+        raise FileNotFoundError(
+            f"{str(Path(path) / 'summary.json')!r} does not exist; run `lad bandit regime --out {path}`"
+        )
     return read_json(Path(path) / "summary.json")
 
 
@@ -289,14 +293,20 @@ def figure_regime(data_root: str | Path | None = None) -> Figure:
     nrows = len(structures) + (1 if side_structure else 0)
     fig, axes = style.new_figure(nrows, ncols, panel=(3.0, 2.2))
     g_acc = 64 if 64 in gs else gs[0]
+    n_correct = {
+        s: max(t["kept_correct"] for t in _select(summary["theory"], structure=s))
+        for s in structures
+    }
     for i, s in enumerate(structures):
         for j, g in enumerate(gs):
             ax = axes[i * ncols + j]
             draw_panel(summary, "eff_correct", ax, structure=s, G=g, side="main")
             ax.set_title(f"{s}, {'exact' if g == 0 else f'G={g}'}")
+            ax.set_ylim(0.8, n_correct[s] + 0.4)
         ax = axes[i * ncols + len(gs)]
         draw_panel(summary, "accuracy", ax, structure=s, G=g_acc, side="main")
         ax.set_title(f"{s}, G={g_acc}: accuracy")
+        ax.set_ylim(-0.02, 1.05)
     if side_structure:
         row = len(structures) * ncols
         used = 0
@@ -309,11 +319,12 @@ def figure_regime(data_root: str | Path | None = None) -> Figure:
             else:
                 draw_panel(summary, "eff_correct", ax, structure=side_structure, G=64, side=side)
                 ax.set_title(f"{side_structure}, G=64, {side}")
+            ax.set_ylim(0.8, n_correct[side_structure] + 0.4)
             used += 1
         for ax in axes[row + used :]:
             ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 8))
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4))
     try:
         line = conclusion(summary)
     except (KeyError, ValueError):
