@@ -203,44 +203,87 @@ def _mu_name(mu: int) -> str:
 def conclusion(summary: dict[str, Any] | None = None) -> str:
     """One line, from the CIs: where LAD-JS keeps significantly more correct arms than clipped
     GRPO (eps 0.2) in the headline panel, where the difference is not significant, and the count
-    over every sampled main panel and LAD divergence."""
+    over every sampled plateau panel and LAD divergence (on a plateau more correct arms is better:
+    the target keeps all k)."""
     summary = summary if summary is not None else load()
     structure, g = HEADLINE
     diffs = _conclusion_points(summary, structure, g)
-    more = [mu for mu, d in diffs.items() if d["eff_correct_lo"] > 0]
-    less = [mu for mu, d in diffs.items() if d["eff_correct_hi"] < 0]
-    same = [mu for mu, d in diffs.items() if d["eff_correct_lo"] <= 0 <= d["eff_correct_hi"]]
-    order = lambda ms: sorted(ms, key=lambda m: (m == FIXED, m))  # noqa: E731
     pts = {
         (p["objective"], p["mu"]): p
         for p in _select(summary["points"], structure=structure, G=g, side="main")
     }
+    order = lambda ms: sorted(ms, key=lambda m: (m == FIXED, m))  # noqa: E731
+    more = order(mu for mu, d in diffs.items() if d["eff_correct_lo"] > 0 and mu != FIXED)
+    same = order(mu for mu, d in diffs.items() if d["eff_correct_lo"] <= 0 <= d["eff_correct_hi"])
+    less = order(mu for mu, d in diffs.items() if d["eff_correct_hi"] < 0)
+
+    def pair(mu: int) -> str:
+        return (
+            f"{pts[('lad js', mu)]['eff_correct']:.2f} vs {pts[(REFERENCE, mu)]['eff_correct']:.2f}"
+        )
+
     parts = []
     if more:
         best = max(more, key=lambda m: diffs[m]["eff_correct"])
         parts.append(
-            f"LAD-JS keeps more correct arms than clipped GRPO at mu = {', '.join(map(_mu_name, order(more)))} "
-            f"(e.g. {pts[('lad js', best)]['eff_correct']:.2f} vs {pts[(REFERENCE, best)]['eff_correct']:.2f} "
-            f"effective arms of 10 at mu = {_mu_name(best)}; difference {_fmt(diffs[best], 'eff_correct')})"
+            f"LAD-JS keeps more correct arms than clipped GRPO at mu = {', '.join(map(_mu_name, more))} "
+            f"(effective arms of 10 at mu = {_mu_name(best)}: {pair(best)})"
         )
     if same:
-        parts.append(f"no significant difference at mu = {', '.join(map(_mu_name, order(same)))}")
+        parts.append(
+            f"no significant difference at mu = {', '.join(map(_mu_name, same))}"
+            + (f" ({pair(same[0])})" if same else "")
+        )
     if less:
-        parts.append(f"fewer at mu = {', '.join(map(_mu_name, order(less)))}")
-    sampled = [
+        parts.append(f"fewer at mu = {', '.join(map(_mu_name, less))}")
+    if FIXED in diffs:
+        lad, grpo = pts[("lad js", FIXED)], pts[(REFERENCE, FIXED)]
+        parts.append(
+            f"with pi_old fixed both keep nearly all ({pair(FIXED)}; accuracy "
+            f"{lad['accuracy']:.2f} vs {grpo['accuracy']:.2f})"
+        )
+    plateau = [
         d
         for d in summary["diffs"]
-        if d["side"] == "main" and d["G"] != 0 and d["objective"].startswith("lad ")
+        if d["side"] == "main"
+        and d["G"] != 0
+        and d["structure"].startswith("plateau")
+        and d["objective"].startswith("lad ")
     ]
-    n_more = sum(d["eff_correct_lo"] > 0 for d in sampled)
-    n_less = sum(d["eff_correct_hi"] < 0 for d in sampled)
-    head = f"On plateau k=10, G=64: {'; '.join(parts)}."
-    tail = (
-        f" Over all sampled panels and LAD divergences, LAD is significantly ahead at {n_more} of "
-        f"{len(sampled)} (panel, mu) points and behind at {n_less} (95% bootstrap CIs, "
-        f"{pts[(REFERENCE, FIXED)]['n'] if (REFERENCE, FIXED) in pts else '?'} seeds)."
+    ahead = sum(d["eff_correct_lo"] > 0 for d in plateau)
+    behind = [d for d in plateau if d["eff_correct_hi"] < 0]
+    who = sorted({d["objective"].removeprefix("lad ") for d in behind})
+    n = pts[(REFERENCE, 1)]["n"] if (REFERENCE, 1) in pts else "?"
+    who_text = f" ({', '.join(who)})" if who else ""
+    return (
+        f"On plateau k=10, G=64: {'; '.join(parts)}. Over all sampled plateau panels and LAD "
+        f"divergences LAD is significantly ahead at {ahead} of {len(plateau)} (panel, mu) points "
+        f"and behind at {len(behind)}{who_text} (95% bootstrap CIs, {n} seeds)."
     )
-    return head + tail
+
+
+def trimodal_line(summary: dict[str, Any] | None = None) -> str:
+    """One line on the graded landscape (G = 64): mass on the best arm below fixed, and TV to P_A
+    with pi_old fixed, LAD-JS against clipped GRPO."""
+    summary = summary if summary is not None else load()
+    pts = {
+        (p["objective"], p["mu"]): p
+        for p in _select(summary["points"], structure="trimodal", G=64, side="main")
+    }
+    if not pts:
+        return ""
+    refreshed = [p for (o, mu), p in pts.items() if mu != FIXED]
+    low = min(p["eff_correct"] for p in refreshed)
+    high = max(p["eff_correct"] for p in refreshed)
+    theory = {r["mu"]: r for r in _select(summary["theory"], structure="trimodal", eta=1.0)}
+    t_ref = [r["eff_correct"] for mu, r in theory.items() if mu != FIXED]
+    lad, grpo = pts[("lad js", FIXED)], pts[(REFERENCE, FIXED)]
+    return (
+        f"On trimodal (G=64) every objective with pi_old refreshed ends on the best arm "
+        f"(effective correct arms {low:.2f} to {high:.2f}; the exact tilt {min(t_ref):.2f} to "
+        f"{max(t_ref):.2f}); with pi_old fixed LAD-JS lands on P_A (TV {_fmt(lad, 'tv_target', 3)}) "
+        f"and clipped GRPO does not (TV {_fmt(grpo, 'tv_target', 3)})."
+    )
 
 
 def table(
@@ -270,6 +313,7 @@ def table(
 REPORT_BLOCKS: dict[str, Callable[[], str]] = {
     "regime-table": table,
     "regime-conclusion": conclusion,
+    "regime-trimodal": trimodal_line,
 }
 
 
@@ -330,7 +374,9 @@ def figure_regime(data_root: str | Path | None = None) -> Figure:
     except (KeyError, ValueError):
         line = ""
     if line:
-        fig.text(0.5, -0.005, _wrap(line, 190), ha="center", va="top", fontsize=8)
+        # keep a strip under the panels for the conclusion (constrained layout fills the rect)
+        fig.get_layout_engine().set(rect=(0, 0.045, 1, 0.955))
+        fig.text(0.5, 0.004, _wrap(line, 200), ha="center", va="bottom", fontsize=8)
     return fig
 
 
