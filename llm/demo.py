@@ -1,6 +1,6 @@
 """`lad llm demo`: LAD vs GRPO on a language model, on a CPU, in minutes.
 
-The question (method.md sections 1 and 8): on prompts with many correct answers, does LAD keep
+The question (docs/method.md sections 1 and 8): on prompts with many correct answers, does LAD keep
 several of them where GRPO piles its mass onto one, at equal accuracy?
 
 Pipeline, all under one output directory:
@@ -51,9 +51,9 @@ from llm.tasks.warmup import WarmupConfig, supervised_warmup
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from llm.logging import write_json_atomic
+    from labkit.io import write_json
 
-    write_json_atomic(path, data)
+    write_json(path, data)
 
 
 def _save_model_dir(final: Path, model, tokenizer) -> None:
