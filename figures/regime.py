@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from figures import style
 from figures.io import read_json
+from figures.report import command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "regime"
@@ -302,12 +303,19 @@ def table(
         row = [_fmt(cells[(o, m)], "eff_correct") if (o, m) in cells else "-" for m in mus]
         lines.append(f"| {OBJECTIVES[o][0]} | " + " | ".join(row) + " |")
     theory = {r["mu"]: r for r in _select(summary["theory"], structure=structure, eta=1.0)}
-    lines.append(
+    lines_theory = (
         "| exact iterated tilt | "
         + " | ".join(f"{theory[m]['eff_correct']:.2f}" if m in theory else "-" for m in mus)
         + " |"
     )
-    return "\n".join(lines)
+    lines.append(lines_theory)
+    meta_path = RESULTS / "config.json"
+    source = (
+        command_line(read_json(meta_path), meta_path.relative_to(ROOT))
+        if meta_path.is_file()
+        else ""
+    )
+    return "\n".join(lines) + (f"\n\n{source}" if source else "")
 
 
 REPORT_BLOCKS: dict[str, Callable[[], str]] = {
