@@ -444,6 +444,42 @@ def bandit_sweep(
     )
 
 
+@bandit_app.command("regime")
+@user_errors
+def bandit_regime(
+    out: str = typer.Option("docs/results/regime", "--out", "-o", help="results directory"),
+    steps: int = typer.Option(2000, "--steps", help="optimiser steps per run"),
+    seeds: int = typer.Option(16, "--seeds", help="seeds per point (>= 2)"),
+    mus: str = typer.Option("1,2,4,8,16,32,64,0", "--mus", help="updates per rollout; 0 = fixed"),
+    ks: str = typer.Option("2,5,10", "--ks", help="correct arms of the plateau panels"),
+    group_sizes: str = typer.Option("8,64", "--group-sizes", help="samples per step G"),
+    full: bool = typer.Option(
+        True, "--full/--main-only", help="also the exact-expectation, trimodal and side panels"
+    ),
+    workers: int = typer.Option(2, "--workers", "-j", help="processes (one thread each)"),
+) -> None:
+    """The regime map (docs/bandit-regimes.md): GRPO vs LAD against updates per rollout, reward
+    structure and G; writes runs.csv, summary.json (95% bootstrap CIs) and config.json."""
+    from bandit.regime import RegimeConfig, run_regime
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    cfg = RegimeConfig(
+        steps=steps,
+        n_seeds=seeds,
+        mus=tuple(_csv(mus, int)),
+        ks=tuple(_csv(ks, int)),
+        group_sizes=tuple(_csv(group_sizes, int)),
+        trimodal=full,
+        exact=full,
+        side_panels=full,
+    )
+    path = run_regime(
+        cfg, out, workers, lambda name: typer.echo(f"done: {name}"), ["lad", *sys.argv[1:]]
+    )
+    typer.echo(f"results: {path}/runs.csv, summary.json, config.json")
+
+
 @bandit_app.command("compare")
 @user_errors
 def bandit_compare(
@@ -761,6 +797,7 @@ _FIGURES = (
     ("refresh", "pi_old fixed vs refreshed every step"),
     ("surrogate", "Theorem B.1: practical vs theoretical LAD gap against the trust-region size"),
     ("landscapes", "the built-in reward landscapes and their P_A"),
+    ("regime", "regime map: correct answers kept by GRPO and LAD against updates per rollout"),
 )
 _F_OUT = typer.Option(
     "results/figures", "--out", "-o", help="directory for the .png and .pdf files"
