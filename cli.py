@@ -18,6 +18,7 @@ import typer
 
 from bandit.config import BanditConfig
 from bandit.experiments import SweepRun
+from bandit.regime import RegimeConfig
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
@@ -80,7 +81,13 @@ def info() -> None:
         fail(clash, code=1)
 
 
-CONFIGS = {"bandit": BanditConfig, "llm": TrainConfig, "demo": DemoConfig, "figures": FigureRun}
+CONFIGS = {
+    "bandit": BanditConfig,
+    "regime": RegimeConfig,
+    "llm": TrainConfig,
+    "demo": DemoConfig,
+    "figures": FigureRun,
+}
 
 
 @app.command("config")
@@ -128,6 +135,28 @@ def bandit_run(config: BanditConfig, run: SweepRun) -> None:
 def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
     """Train a grid (objectives x divergences x eta x lr x seeds) in one vectorised call."""
     _train_bandit(config, run, "sweep")
+
+
+@bandit_app.command("regime")
+@user_errors
+@config_options(RegimeConfig, file="YAML file of RegimeConfig fields; options override it")
+def bandit_regime(
+    config: RegimeConfig,
+    out: str = typer.Option("docs/results/regime", "--out", "-o", help="results directory"),
+    main_only: bool = typer.Option(False, help="no exact-expectation, trimodal or side panels"),
+    workers: int = typer.Option(2, "--workers", "-j", help="processes (one thread each)"),
+) -> None:
+    """The regime map (docs/bandit-regimes.md): GRPO vs LAD against updates per rollout, reward
+    structure and G; writes runs.csv, summary.json (95% bootstrap CIs) and config.json."""
+    from bandit.regime import run_regime
+
+    if workers < 1:
+        raise ValueError(f"workers={workers} is not valid; expected an integer >= 1")
+    if main_only:
+        config = dataclasses.replace(config, trimodal=False, exact=False, side_panels=False)
+    done = lambda name: typer.echo(f"done: {name}")  # noqa: E731
+    path = run_regime(config, out, workers, done, ["lad", *sys.argv[1:]])
+    typer.echo(f"results: {path}/runs.csv, summary.json, config.json")
 
 
 @bandit_app.command("landscape")

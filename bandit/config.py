@@ -107,6 +107,12 @@ class BanditConfig:
             "copy the policy into pi_old every k steps; 0 keeps pi_old fixed at the initial policy"
         ),
     )
+    refresh_periods: tuple[int, ...] | None = field(
+        default=None,
+        metadata=_h(
+            "grid axis of pi_old refresh periods (updates per rollout; 0 = fixed), one vectorised call; unset means (refresh_every,)"
+        ),
+    )
     init: str = field(
         default="uniform",
         metadata=_h(
@@ -141,6 +147,12 @@ class BanditConfig:
         default="token-mean", metadata=_h("verl aggregation of the (G, 1) loss matrix")
     )
     epsilon: float = field(default=0.2, metadata=_h("clip range of grpo (clipped surrogate)"))
+    epsilon_highs: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_h(
+            "grid axis of grpo's upper clip range (TRL epsilon_high; DAPO clip-higher uses 0.28); unset means epsilon"
+        ),
+    )
     standardized: bool = field(default=False, metadata=_h("LAD with f(x) - f'(1)(x - 1)"))
     # logging
     log_every: int = field(
@@ -241,6 +253,21 @@ class BanditConfig:
             "refresh_every",
             "an integer >= 0 (0 = fixed pi_old)",
         )
+        if self.refresh_periods is not None:
+            need(
+                len(self.refresh_periods) > 0
+                and all(isinstance(p, int) and p >= 0 for p in self.refresh_periods)
+                and self.refresh_every == 0,
+                "refresh_periods",
+                "integers >= 0 (0 = fixed pi_old), at least one, with refresh_every left at 0",
+            )
+        if self.epsilon_highs is not None:
+            need(
+                len(self.epsilon_highs) > 0
+                and all(finite_positive(e) or e == 0 for e in self.epsilon_highs),
+                "epsilon_highs",
+                "numbers >= 0, at least one",
+            )
         need(self.init in ("uniform", "random", "given"), "init", "uniform, random or given")
         need(self.init_scale >= 0, "init_scale", ">= 0")
         need(
@@ -291,6 +318,16 @@ class BanditConfig:
         return self.etas if self.etas is not None else (1.0,)
 
     @property
+    def refresh_axis(self) -> tuple[int, ...]:
+        """The pi_old refresh periods of the grid (0 = fixed)."""
+        return self.refresh_periods if self.refresh_periods is not None else (self.refresh_every,)
+
+    @property
+    def clip_axis(self) -> tuple[float, ...]:
+        """grpo's upper clip ranges (epsilon when no axis is given)."""
+        return self.epsilon_highs if self.epsilon_highs is not None else (self.epsilon,)
+
+    @property
     def seeds(self) -> tuple[int, ...]:
         return tuple(range(self.seed, self.seed + self.n_seeds))
 
@@ -311,28 +348,46 @@ class BanditConfig:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep: its code path (objective, divergence) and its hyperparameters."""
+    """One run of a sweep: its code path (objective, divergence, grpo's upper clip) and its
+    hyperparameters (eta, lr, pi_old refresh period, seed)."""
 
     objective: str
     divergence: str  # "" for objectives without one
     eta: float
     lr: float
     seed: int
+    refresh: int = 0  # pi_old refresh period in steps, 0 = fixed
+    epsilon_high: float | None = None  # grpo only
 
     @property
-    def group(self) -> tuple[str, str]:
-        return (self.objective, self.divergence)
+    def group(self) -> tuple[str, str, float | None]:
+        return (self.objective, self.divergence, self.epsilon_high)
 
 
 def expand_runs(config: BanditConfig) -> list[RunSpec]:
-    """The grid as a flat list: (objective, divergence) outermost, then eta, lr, seed."""
+    """The grid as a flat list: (objective, divergence, grpo clip) outermost, then refresh
+    period, eta, lr, seed."""
     runs = []
     for obj in config.objectives:
         divs = config.divergences if obj in DIVERGENCE_OBJECTIVES else ("",)
+        clips = config.clip_axis if obj == "grpo" else (None,)
         for div in divs:
-            for eta in config.temperatures:
-                for lr in config.lrs:
-                    runs.extend(RunSpec(obj, div, float(eta), float(lr), s) for s in config.seeds)
+            for clip in clips:
+                for refresh in config.refresh_axis:
+                    for eta in config.temperatures:
+                        for lr in config.lrs:
+                            runs.extend(
+                                RunSpec(
+                                    obj,
+                                    div,
+                                    float(eta),
+                                    float(lr),
+                                    s,
+                                    int(refresh),
+                                    None if clip is None else float(clip),
+                                )
+                                for s in config.seeds
+                            )
     return runs
 
 

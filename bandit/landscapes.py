@@ -73,6 +73,16 @@ class Landscape:
         m[np.flatnonzero(owner >= 0), owner[owner >= 0]] = 1.0
         return m
 
+    def peak_arms(self) -> np.ndarray:
+        """(K,) bool: the best arm of each mode (the lowest index on ties). On `plateau` these
+        are the good arms; on `trimodal` the top of each bump. The regime map calls them the
+        correct answers."""
+        rewards = self.array()
+        out = np.zeros(self.n_arms, dtype=bool)
+        for arms in self.modes:
+            out[arms[int(np.argmax(rewards[list(arms)]))]] = True
+        return out
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,

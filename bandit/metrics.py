@@ -10,6 +10,11 @@ P_pi is the policy itself. Columns (all per run):
 - entropy: H(pi) in nats; expected_reward: E_pi[reward]; max_arm: the largest single-arm mass.
 - modes_target: landscape modes on which P_A puts at least mode_min_mass.
 - modes_covered: those of them on which pi puts at least half the mass P_A puts there.
+
+`correct_metrics` (final policies, the regime map) counts correct answers: given the correct arms
+C (|C| = k), accuracy = pi(C); eff_correct = exp H(pi | C), the effective number of correct arms
+(k when pi spreads evenly over C, 1 when it sits on one); kept_correct = the correct arms holding
+at least keep_share / k of the correct mass (keep_share = 0.5: half an even share).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import torch
 
 Tensor = torch.Tensor
+
+CORRECT_METRICS = ("accuracy", "eff_correct", "kept_correct")
 
 METRICS = (
     "tv",
@@ -68,3 +75,18 @@ def policy_metrics(
         ],
         dim=-1,
     )
+
+
+@torch.no_grad()
+def correct_metrics(pi: Tensor, correct: Tensor, keep_share: float = 0.5) -> Tensor:
+    """Args: pi (R, K) probabilities; correct (K,) bool, at least one True; keep_share in (0, 1].
+    Returns (R, 3): accuracy, eff_correct, kept_correct (CORRECT_METRICS order)."""
+    k = int(correct.sum())
+    if k == 0:
+        raise ValueError("correct must mark at least one arm")
+    mass = pi[:, correct]
+    accuracy = mass.sum(-1)
+    share = mass / accuracy.unsqueeze(-1)  # pi(. | correct)
+    entropy = -torch.where(share > 0, share * share.log(), torch.zeros_like(share)).sum(-1)
+    kept = (share >= keep_share / k).sum(-1).to(pi.dtype)
+    return torch.stack([accuracy, entropy.exp(), kept], dim=-1)

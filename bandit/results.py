@@ -31,7 +31,7 @@ from bandit.trainer import BanditResult
 from labkit.config_loading import from_dict
 from labkit.io import atomic_write, check_output_dir, read_table
 
-RUN_COLUMNS = ("run", "objective", "divergence", "eta", "lr", "seed")
+RUN_COLUMNS = ("run", "objective", "divergence", "eta", "lr", "seed", "refresh", "epsilon_high")
 FILES = ("metrics.csv", "policies.csv", "config.json")
 
 
@@ -52,7 +52,16 @@ def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = 
     """Write the three result files into out_dir (created if needed) and return it."""
     out = check_output_dir(out_dir, "out")
     run_cells = [
-        [str(i), r.objective, r.divergence, _fmt(r.eta), _fmt(r.lr), str(r.seed)]
+        [
+            str(i),
+            r.objective,
+            r.divergence,
+            _fmt(r.eta),
+            _fmt(r.lr),
+            str(r.seed),
+            str(r.refresh),
+            "" if r.epsilon_high is None else _fmt(r.epsilon_high),
+        ]
         for i, r in enumerate(result.runs)
     ]
 
@@ -77,10 +86,7 @@ def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = 
         "kind": "bandit",
         "config": result.config.to_dict(),
         "landscape": result.landscape.to_dict(),
-        "runs": [
-            dict(zip(RUN_COLUMNS, [i, r.objective, r.divergence, r.eta, r.lr, r.seed], strict=True))
-            for i, r in enumerate(result.runs)
-        ],
+        "runs": [_run_dict(i, r) for i, r in enumerate(result.runs)],
         "seeds": list(result.config.seeds),
         "log_steps": [int(s) for s in result.log_steps],
         "snapshot_steps": list(result.snapshot_steps),
@@ -93,6 +99,11 @@ def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = 
     # config.json last: its presence marks a complete results directory
     atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def _run_dict(i: int, r: Any) -> dict[str, Any]:
+    values = [i, r.objective, r.divergence, r.eta, r.lr, r.seed, r.refresh, r.epsilon_high]
+    return dict(zip(RUN_COLUMNS, values, strict=True))
 
 
 @dataclass
@@ -145,19 +156,10 @@ def final_rows(res: Results | BanditResult) -> list[dict[str, Any]]:
     a practical `lad` run's final policy and the `lad_theory` run with the same divergence, eta,
     lr and seed (NaN when the sweep has no such pair or the last step's policy was not saved)."""
     runs = (
-        res.runs
+        # files written before the refresh and clip axes existed
+        [{"refresh": res.config.refresh_every, "epsilon_high": None, **r} for r in res.runs]
         if isinstance(res, Results)
-        else [
-            {
-                "run": i,
-                "objective": r.objective,
-                "divergence": r.divergence,
-                "eta": r.eta,
-                "lr": r.lr,
-                "seed": r.seed,
-            }
-            for i, r in enumerate(res.runs)
-        ]
+        else [_run_dict(i, r) for i, r in enumerate(res.runs)]
     )
     last_step = int(res.log_steps[-1])
     final_policy = (
@@ -165,13 +167,16 @@ def final_rows(res: Results | BanditResult) -> list[dict[str, Any]]:
         if last_step in res.snapshot_steps
         else None
     )
-    key = {(r["objective"], r["divergence"], r["eta"], r["lr"], r["seed"]): r["run"] for r in runs}
+    key = {
+        (r["objective"], r["divergence"], r["eta"], r["lr"], r["seed"], r["refresh"]): r["run"]
+        for r in runs
+    }
     rows = []
     for r in runs:
         row = {c: r[c] for c in RUN_COLUMNS}
         row.update({m: float(v) for m, v in zip(METRICS, res.metrics[-1, r["run"]], strict=True)})
         twin = (
-            key.get(("lad_theory", r["divergence"], r["eta"], r["lr"], r["seed"]))
+            key.get(("lad_theory", r["divergence"], r["eta"], r["lr"], r["seed"], r["refresh"]))
             if r["objective"] == "lad"
             else None
         )
@@ -197,20 +202,16 @@ SUMMARY_METRICS = (
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Group final rows by (objective, divergence, eta, lr): n seeds, and mean/min/max of each
-    summary metric over seeds (NaN-free means; NaN when a metric is missing for the group)."""
+    """Group final rows by (objective, divergence, eta, lr, refresh, epsilon_high): n seeds, and
+    mean/min/max of each summary metric over seeds (NaN-free means; NaN when a metric is
+    missing for the group)."""
+    keys = ("objective", "divergence", "eta", "lr", "refresh", "epsilon_high")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["objective"], r["divergence"], r["eta"], r["lr"]), []).append(r)
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
     out = []
-    for (obj, div, eta, lr), members in groups.items():
-        s: dict[str, Any] = {
-            "objective": obj,
-            "divergence": div,
-            "eta": eta,
-            "lr": lr,
-            "n": len(members),
-        }
+    for group, members in groups.items():
+        s: dict[str, Any] = {**dict(zip(keys, group, strict=True)), "n": len(members)}
         for m in SUMMARY_METRICS:
             vals = np.asarray([x[m] for x in members], dtype=float)
             ok = vals[~np.isnan(vals)]

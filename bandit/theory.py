@@ -15,6 +15,9 @@ theory = sum pi* f(pi / pi*); since log Z = O(delta) the gap in values and in gr
 logits) is O(delta) or smaller (exactly linear when f'(1) != 0, as for kl; smaller, about
 delta^1.5, when f'(1) = 0). `surrogate_gap` reports the largest gap on the segment per delta, and
 `loglog_slope` the measured order.
+
+`iterated_tilt` is the reference of the regime map: n trust-region steps, each solved exactly,
+pi <- pi e^{A/eta} / Z with A = r - E_pi[r] (what LAD's inner problem converges to per rollout).
 """
 
 from __future__ import annotations
@@ -114,3 +117,16 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
     """Least-squares slope of log y against log x (the order p in y ~ x^p)."""
     lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
     return float(np.polyfit(lx, ly, 1)[0])
+
+
+def iterated_tilt(log_pi0: Tensor, rewards: Tensor, eta: float, n: int) -> Tensor:
+    """log pi_n (..., K) after n exact trust-region steps from log_pi0 (..., K): each step
+    pi <- pi e^{A/eta} / Z with A = r - E_pi[r] recomputed under the current pi (the baseline
+    cancels in Z, so pi_n = pi_0 e^{n r / eta} / Z_n; tests check that closed form)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    log_pi = torch.log_softmax(log_pi0, dim=-1)
+    for _ in range(n):
+        adv = rewards - (log_pi.exp() * rewards).sum(-1, keepdim=True)
+        log_pi = trust_region_target(log_pi, adv, eta)
+    return log_pi

@@ -93,7 +93,7 @@ def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor, n_arms: int)
     start = 0
     for i in range(1, len(runs) + 1):
         if i == len(runs) or runs[i].group != runs[start].group:
-            obj, div = runs[start].group
+            obj, div, clip_high = runs[start].group
             rows = slice(start, i)
             loss_config = None
             weighted = obj != "lad_theory" and (
@@ -108,6 +108,7 @@ def _groups(runs: list[RunSpec], config: BanditConfig, eta: Tensor, n_arms: int)
                     # sample every mode is that same mean)
                     loss_agg_mode="token-mean" if weighted else config.loss_agg_mode,
                     epsilon=config.epsilon,
+                    epsilon_high=clip_high,
                     standardized=config.standardized,
                 )
             groups.append(_Group(obj, div, rows, loss_config, weighted, eta[rows].view(-1, 1)))
@@ -153,29 +154,66 @@ def _sampled_rewards(config: BanditConfig, mean: Tensor, seeds: Tensor, step: in
 
 
 class OldPolicy:
-    """pi_old of every run and a sampler for it. Fixed pi_old (built once) draws through alias
-    tables, O(1) per draw, or, when every run's pi_old is uniform (the default), straight from
-    the hash; a refreshed one through inverse-CDF search, which is cheaper to rebuild every few
-    steps. Either way a draw depends only on (pi_old, seed, step, index)."""
+    """pi_old of every run and a sampler for it. A fixed pi_old (built once) draws through alias
+    tables, O(1) per draw, or, when it is uniform (the default), straight from the hash; a
+    refreshed one through inverse-CDF search, which is cheaper to rebuild every few steps. Each
+    run's sampler depends only on its own pi_old and refresh period, so a draw depends only on
+    (pi_old, seed, step, index) whatever else shares the batch.
 
-    def __init__(self, logits: Tensor, fixed: bool) -> None:
+    fixed: (R,) bool, True where pi_old never changes, or one bool for every run."""
+
+    def __init__(self, logits: Tensor, fixed: Tensor | bool) -> None:
         self.log_prob = torch.log_softmax(logits.detach(), dim=-1)
+        fixed = torch.as_tensor(fixed, device=logits.device).expand(logits.shape[0])
+        uniform = fixed & (self.log_prob == self.log_prob[:, :1]).all(-1)
+        alias = fixed & ~uniform
+        # (kind, rows or None for all rows): one sampler per kind present
+        self.kinds = [
+            (kind, rows)
+            for kind, rows in (("hash", uniform), ("alias", alias), ("cdf", ~fixed))
+            if bool(rows.any())
+        ]
+        if len(self.kinds) == 1:
+            self.kinds = [(self.kinds[0][0], None)]
+        for kind, rows in self.kinds:
+            if kind == "alias":
+                self.alias = rng.alias_table(self._probs(rows))
+        self._build_cdf()
+
+    def _probs(self, rows: Tensor | None) -> Tensor:
         probs = self.log_prob.exp()
-        self.fixed = fixed
-        self.uniform = fixed and bool((self.log_prob == self.log_prob[:, :1]).all())
-        if fixed and not self.uniform:
-            self.alias = rng.alias_table(probs)
-        elif not fixed:
-            cdf = probs.cumsum(-1)
-            self.cdf = cdf / cdf[:, -1:]
+        return probs if rows is None else probs[rows]
+
+    def _build_cdf(self) -> None:
+        for kind, rows in self.kinds:
+            if kind == "cdf":
+                cdf = self._probs(rows).cumsum(-1)
+                self.cdf = cdf / cdf[:, -1:]
+
+    def refresh(self, logits: Tensor, rows: Tensor) -> None:
+        """Copy the policy into pi_old on rows (R,) bool (never fixed ones)."""
+        self.log_prob = torch.where(
+            rows.unsqueeze(-1), torch.log_softmax(logits.detach(), dim=-1), self.log_prob
+        )
+        self._build_cdf()
 
     def sample(self, seeds: Tensor, step: int, n: int) -> Tensor:
         """(R, n) int64 arms."""
-        if self.uniform:
-            return rng.uniform_sample(seeds, rng.SAMPLE, step, n, self.log_prob.shape[-1])
-        if self.fixed:
-            return rng.alias_sample(*self.alias, seeds, rng.SAMPLE, step, n)
-        return rng.categorical(self.cdf, rng.uniform(seeds, rng.SAMPLE, step, n, torch.float64))
+        out = None
+        for kind, rows in self.kinds:
+            s = seeds if rows is None else seeds[rows]
+            if kind == "hash":
+                arms = rng.uniform_sample(s, rng.SAMPLE, step, n, self.log_prob.shape[-1])
+            elif kind == "alias":
+                arms = rng.alias_sample(*self.alias, s, rng.SAMPLE, step, n)
+            else:
+                arms = rng.categorical(self.cdf, rng.uniform(s, rng.SAMPLE, step, n, torch.float64))
+            if rows is None:
+                return arms
+            if out is None:
+                out = torch.empty(seeds.shape[0], n, dtype=torch.int64, device=seeds.device)
+            out[rows] = arms
+        return out
 
 
 def by_arm(config: BanditConfig, objective: str, n_arms: int) -> bool:
@@ -331,11 +369,15 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     snap_index = {s: i for i, s in enumerate(snapshots)}
     tick = max(1, config.steps // 200)
     start = time.perf_counter()
-    old = OldPolicy(logits, fixed=config.refresh_every == 0)
+    periods = torch.tensor([run.refresh for run in runs], device=dev)
+    old = OldPolicy(logits, fixed=periods == 0)
+    # rows of each refresh period, to copy the policy into pi_old every `period` steps
+    refresh_rows = {int(p): periods == p for p in periods.unique().tolist() if p > 0}
     record(0, old.log_prob)
     for step in range(1, config.steps + 1):
-        if config.refresh_every > 0 and (step - 1) % config.refresh_every == 0 and step > 1:
-            old = OldPolicy(logits, fixed=False)
+        due = [rows for p, rows in refresh_rows.items() if step > 1 and (step - 1) % p == 0]
+        if due:
+            old.refresh(logits, torch.stack(due).any(0))
         loss = loss_per_run(config, groups, logits, old, rewards, seeds, step)
         (grad,) = torch.autograd.grad(loss.sum(), logits)
         bad = ~(torch.isfinite(loss) & torch.isfinite(grad).all(-1))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from figures import bandit_dynamics, bandit_policies, bandit_sweeps, llm, style, theory
+from figures import bandit_dynamics, bandit_policies, bandit_sweeps, llm, regime, style, theory
 from labkit.registry import Registry
 
 
@@ -129,6 +129,14 @@ _add(
     "the built-in reward landscapes and their P_A",
     ("landscapes",),
     bandit_policies.figure_landscapes,
+)
+
+
+_add(
+    "regime",
+    "regime map: correct answers kept by GRPO and LAD against updates per rollout",
+    (),  # reads data_root/regime or the committed docs/results/regime (lad bandit regime)
+    regime.figure_regime,
 )
 
 
