@@ -54,13 +54,14 @@ def config_options(
     field, plus `--config FILE` when `file` is its help text and `KEY=VALUE` arguments when
     `args` is theirs. The command's parameter `into` gets the config built by
     labkit.config_loading: defaults < FILE < `defaults` < arguments < options; a parameter
-    `{into}_given` gets the names of the options given."""
+    `{into}_given` gets the names of the options given, `{into}_overrides` the override strings."""
 
     import typer  # the command line's library; imported only when commands are built
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn)
-        params = [p for p in sig.parameters.values() if p.name not in (into, f"{into}_given")]
+        own = (into, f"{into}_given", f"{into}_overrides")
+        params = [p for p in sig.parameters.values() if p.name not in own]
         extra = {}
         if args is not None:
             extra["ARGS"] = (typer.Argument(None, help=args, show_default=False), list[str] | None)
@@ -94,9 +95,12 @@ def config_options(
             options = [
                 f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in given.items()
             ]
-            kwargs[into] = load(cls, path, [*defaults, *positional, *options])
+            overrides = [*defaults, *positional, *options]
+            kwargs[into] = load(cls, path, overrides)
             if f"{into}_given" in sig.parameters:
                 kwargs[f"{into}_given"] = list(given)
+            if f"{into}_overrides" in sig.parameters:
+                kwargs[f"{into}_overrides"] = overrides
             return fn(**kwargs)
 
         command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
