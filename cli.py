@@ -667,7 +667,9 @@ def llm_demo(
         None, "--config", "-c", help="demo YAML (configs/llm/demo/demo.yaml)"
     ),
     methods: str | None = typer.Option(
-        None, "--methods", help="run only these methods of the config, e.g. grpo,lad_js"
+        None,
+        "--methods",
+        help="run only these methods of the config or sweep, e.g. grpo,lad_js or grpo_mu1,lad_js_mu1",
     ),
     train: list[str] | None = typer.Option(
         None,
@@ -685,9 +687,9 @@ def llm_demo(
 
     from figures.llm_demo import block_mu, block_table, summary_file, write_summary
     from llm.demo import run_demo
-    from llm.demo_config import DemoConfig, results_file
+    from llm.demo_config import DemoConfig, results_file, sweep_config
 
-    cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
+    cfg = sweep_config(DemoConfig.from_yaml(config) if config else DemoConfig(), sweep)
     if quick:
         cfg = cfg.quick()
     if seeds is not None:

@@ -27,6 +27,9 @@ from labkit.io import ROOT, provenance, relative, write_json
 
 RESULTS = ROOT / "docs" / "results" / "demo"
 CI_SEED = 0  # seed of the bootstrap resamples: the summary is a function of the results file
+# below this many seeds a percentile-bootstrap interval is far too narrow (2 seeds of the same
+# sign give an interval excluding 0 half the time under no effect): no verdict is drawn
+MIN_SEEDS = 5
 VIEWS = {"heldout": ("final", "curve"), "train": ("final_train", "curve_train")}
 MATCHED = "distinct_correct@matched"
 NAMES = {"js": "JS", "kl": "KL", "rkl": "reverse KL", "hellinger": "Hellinger", "tv": "TV"}
@@ -70,7 +73,7 @@ def pair_summary(
 
     Returns {"seeds", "matched_accuracy", "metrics": {metric: {"lad", "base", "diff",
     "significant"}}}; "diff" holds the per-seed differences, their mean and the paired CI, and
-    "significant" is whether that CI excludes 0."""
+    "significant" is whether that CI excludes 0 (never with fewer than MIN_SEEDS seeds)."""
     final, curve = VIEWS[view]
     by_seed = {r["seed"]: r for r in base}
     pairs = [
@@ -100,7 +103,7 @@ def pair_summary(
             "lad": _ci(a, rng),
             "base": _ci(b, rng),
             "diff": {"mean": diff, "low": low, "high": high, "values": (a - b).tolist()},
-            "significant": bool(low > 0 or high < 0),
+            "significant": bool(len(pairs) >= MIN_SEEDS and (low > 0 or high < 0)),
         }
     return {"seeds": [x["seed"] for x, _ in pairs], "matched_accuracy": level, "metrics": metrics}
 
@@ -165,6 +168,8 @@ def fmt_diff(d: dict[str, float], digits: int = 3) -> str:
 
 
 def verdict(m: dict[str, Any], lad: str, base: str) -> str:
+    if len(m["diff"]["values"]) < MIN_SEEDS:
+        return f"too few seeds for a verdict (< {MIN_SEEDS})"
     if not m["significant"]:
         return "no significant difference"
     return f"{lad} higher" if m["diff"]["mean"] > 0 else f"{base} higher"
@@ -257,36 +262,45 @@ def block_table(root: Path | None = None) -> str:
 
 
 def block_mu(root: Path | None = None) -> str:
-    """docs/llm-demo.md: LAD - GRPO at every updates-per-rollout mu (held-out prompts)."""
+    """docs/llm-demo.md: LAD - GRPO at every updates-per-rollout mu (held-out prompts); a mu the
+    sweep did not run is taken from the main comparison when it ran it (mu = 8 by default)."""
     s = _load("mu", root)
+    main = read_json((root or RESULTS) / summary_file("main"))
     n = s["eval_n"]
     acc = f"avg@{n}"
-    pairs = sorted(s["pairs"], key=lambda p: p["mu"])
-    lad, base = pairs[0]["lad_label"], pairs[0]["base_label"]
+    lad, base = s["pairs"][0]["lad_label"], s["pairs"][0]["base_label"]
+    pairs = {p["mu"]: p for p in s["pairs"]}
+    extra = (
+        []
+        if main is None
+        else [p for p in main["pairs"] if p["lad_label"] == lad and p["mu"] not in pairs]
+    )
+    pairs |= {p["mu"]: p for p in extra if main["eval_n"] == n}
     rows = [
         f"| mu | seeds | {base} {acc} | {lad} {acc} | Δ {acc} [95% CI] | matched accuracy | "
         f"Δ distinct correct at matched accuracy [95% CI] | |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for p in pairs:
+    for mu, p in sorted(pairs.items()):
         v = p["views"]["heldout"]
         a, d = v["metrics"][acc], v["metrics"][MATCHED]
         rows.append(
-            f"| {p['mu']} | {len(v['seeds'])} | {a['base']['mean']:.3f} | {a['lad']['mean']:.3f} | "
-            f"{fmt_diff(a['diff'])} | {v['matched_accuracy']:.3f} | {fmt_diff(d['diff'], 2)} | "
-            f"{verdict(d, 'LAD', 'GRPO')} |"
+            f"| {mu}{' (main run)' if p in extra else ''} | {len(v['seeds'])} | {a['base']['mean']:.3f} | "
+            f"{a['lad']['mean']:.3f} | {fmt_diff(a['diff'])} | {v['matched_accuracy']:.3f} | "
+            f"{fmt_diff(d['diff'], 2)} | {verdict(d, 'LAD', 'GRPO')} |"
         )
-    sig = [p["mu"] for p in pairs if p["views"]["heldout"]["metrics"][MATCHED]["significant"]]
-    up = [p["mu"] for p in pairs if p["views"]["heldout"]["metrics"][MATCHED]["diff"]["low"] > 0]
+    diffs = {mu: p["views"]["heldout"]["metrics"][MATCHED] for mu, p in sorted(pairs.items())}
+    up = [mu for mu, m in diffs.items() if m["significant"] and m["diff"]["mean"] > 0]
+    down = [mu for mu, m in diffs.items() if m["significant"] and m["diff"]["mean"] < 0]
     line = (
         f"LAD keeps significantly more distinct correct answers at matched accuracy at mu = {', '.join(map(str, up))}"
         if up
         else "At no mu does LAD keep significantly more distinct correct answers at matched accuracy"
     )
-    other = sorted(set(sig) - set(up))
-    if other:
-        line += f"; GRPO keeps more at mu = {', '.join(map(str, other))}"
-    return "\n".join([*rows, "", line + " (held-out prompts).", "", _command(s)])
+    if down:
+        line += f"; GRPO keeps more at mu = {', '.join(map(str, down))}"
+    commands = [_command(s)] + ([_command(main)] if extra else [])
+    return "\n".join([*rows, "", line + " (held-out prompts).", "", *commands])
 
 
 REPORT_BLOCKS: dict[str, Callable[[], str]] = {

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from labkit.io import append_jsonl, provenance, read_jsonl, write_json, write_jsonl
-from llm.demo_config import DemoConfig, results_file, sweep_config
+from llm.demo_config import DemoConfig, results_file
 from llm.tasks.multi_answer import (
     build_tokenizer,
     default_specs,
@@ -279,9 +279,9 @@ def pooled_counts(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, i
 def run_demo(
     config: DemoConfig, out: str | Path, log=print, sweep: str = "main", command: str | None = None
 ) -> dict[str, Any]:
-    """The whole comparison (or a sweep); writes out/results.json (results_<sweep>.json) and
-    returns it. Each finished run is also appended to out/runs.jsonl as it ends."""
-    config = sweep_config(config, sweep)
+    """Run every (method, seed) of `config` (for a sweep: `sweep_config(config, sweep)`, perhaps
+    narrowed with `select`); write out/results.json (results_<sweep>.json) and return it. Each
+    finished run is also appended to out/runs.jsonl as it ends."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()

@@ -274,7 +274,10 @@ def test_figure_demo_draws_what_the_logs_hold():
     assert heights == pytest.approx(expected)
     # panel (d): each method's last point is its mean final (accuracy, distinct correct)
     n = results["eval_n"]
-    for line, runs in zip(axes[3].get_lines()[::2], groups.values(), strict=False):
+    lines = axes[3].get_lines()  # per method its curve and its end marker, then the matched level
+    assert len(lines) == 2 * len(groups) + 1
+    assert lines[-1].get_xdata()[0] == pytest.approx(fl.matched_accuracy(groups))
+    for line, runs in zip(lines[:-1:2], groups.values(), strict=True):
         x, y = line.get_data()
         assert x[-1] == pytest.approx(np.mean([r.curve[-1][f"avg@{n}"] for r in runs]))
         assert y[-1] == pytest.approx(np.mean([r.curve[-1]["distinct_correct/mean"] for r in runs]))
