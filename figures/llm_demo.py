@@ -303,7 +303,31 @@ def block_mu(root: Path | None = None) -> str:
     return "\n".join([*rows, "", line + " (held-out prompts).", "", *commands])
 
 
+def block_cost(root: Path | None = None) -> str:
+    """docs/llm-demo.md: what the runs cost, in CPU seconds (what a busy machine does not change)
+    and in wall-clock seconds under the load they ran with."""
+    rows = [
+        "| run | runs | CPU s per run (mean, min-max) | CPU s in all | wall s | workers | load average (start, end) | ≈ wall s on 2 idle cores |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for sweep in ("main", "mu"):
+        results = read_json(
+            (root or RESULTS) / ("results.json" if sweep == "main" else f"results_{sweep}.json")
+        )
+        if results is None:
+            continue
+        cpu = np.asarray([r["timing"]["cpu_s"] for r in results["runs"]])
+        t = results["timing"]
+        rows.append(
+            f"| `{results['provenance']['command']}` | {len(cpu)} | {cpu.mean():.0f} ({cpu.min():.0f}-{cpu.max():.0f}) | "
+            f"{t['cpu_s']:.0f} | {t['wall_s']:.0f} | {t['workers']} | {t['loadavg_start']:.1f}, {t['loadavg_end']:.1f} | "
+            f"{t['cpu_s'] / 2:.0f} |"
+        )
+    return "\n".join(rows)
+
+
 REPORT_BLOCKS: dict[str, Callable[[], str]] = {
+    "demo-cost": block_cost,
     "demo-headline": block_headline,
     "demo-table": block_table,
     "demo-mu": block_mu,
