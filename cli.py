@@ -678,6 +678,11 @@ def llm_demo(
     ),
     workers: int | None = typer.Option(None, "--workers", "-j", help="runs in parallel"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw OUT/figures"),
+    summarize: bool = typer.Option(
+        False,
+        "--summarize",
+        help="train nothing: rewrite OUT/summary.json (summary_<sweep>.json) from the saved results",
+    ),
 ) -> None:
     """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU: paired
     differences over seeds with bootstrap CIs, on held-out prompts."""
@@ -702,18 +707,21 @@ def llm_demo(
         cfg = cfg.select(methods.replace(",", " ").split())
     command = " ".join(["lad", *sys.argv[1:]])
     start = time.perf_counter()
-    results = run_demo(cfg, out, log=typer.echo, sweep=sweep, command=command)
+    if not summarize:
+        run_demo(cfg, out, log=typer.echo, sweep=sweep, command=command)
     write_summary(out, sweep, command=command)
     if sweep in ("main", "mu"):
         typer.echo((block_table if sweep == "main" else block_mu)(Path(out)))
+    if summarize:
+        typer.echo(f"{out}/{summary_file(sweep)}")
+        return
     if figures:
         from figures.llm import draw_all
 
         written = draw_all(out, f"{out}/figures", command)
         typer.echo(f"figures: {', '.join(str(p) for p in written if p.suffix == '.png')}")
-    t = results["timing"]
     typer.echo(
-        f"done in {time.perf_counter() - start:.0f} s (cpu {t['cpu_s']:.0f} s); "
+        f"done in {time.perf_counter() - start:.0f} s; "
         f"{out}/{results_file(sweep)}, {out}/{summary_file(sweep)}"
     )
 

@@ -284,6 +284,7 @@ def run_demo(
     finished run is also appended to out/runs.jsonl as it ends."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    prov = provenance(command)  # at the start: the commit that ran, not the one at the end
     t0, c0 = time.perf_counter(), time.process_time()
     load_start = os.getloadavg()
     prompts, warm = prepare(config, out)
@@ -331,7 +332,7 @@ def run_demo(
     children = os.times()
     results = {
         "sweep": sweep,
-        "provenance": provenance(command),
+        "provenance": prov,
         "config": config.to_dict(),
         "eval_n": n,
         "views": {v: [r["answer"] for r in recs] for v, recs in read_views(out).items()},
@@ -352,6 +353,7 @@ def run_demo(
             # this process plus the worker processes it waited for
             "cpu_s": time.process_time() - c0 + children.children_user + children.children_system,
             "workers": config.workers,
+            "torch_threads_per_run": 1,
             # the 1-minute load average before and after: how busy the machine was meanwhile
             "loadavg_start": load_start[0],
             "loadavg_end": os.getloadavg()[0],

@@ -316,14 +316,19 @@ def test_demo_cli_bad_input_is_one_line_exit_2(tmp_path):
     assert r.exit_code == 2 and "--seeds 'a,b' is not valid" in r.output
     r = runner.invoke(app, ["llm", "demo", "--quick", "--sweep", "nope", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "sweep='nope'" in r.output
+    r = runner.invoke(app, ["llm", "demo", "--summarize", "--out", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "results.json' does not exist" in r.output
+    assert not (tmp_path / "none").exists()
 
 
 # --- the --quick run end to end --------------------------------------------------------------------------
 
 
-def test_quick_demo_end_to_end(tmp_path):
+def test_quick_demo_end_to_end(tmp_path, monkeypatch):
     out = tmp_path / "demo"
-    r = CliRunner().invoke(app, ["llm", "demo", "--quick", "--out", str(out)])
+    args = ["llm", "demo", "--quick", "--out", str(out)]
+    monkeypatch.setattr("sys.argv", ["lad", *args])  # what the shell gives `lad`
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     results = json.loads((out / "results.json").read_text())
     assert [(x["method"], x["seed"]) for x in results["runs"]] == [
