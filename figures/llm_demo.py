@@ -237,10 +237,12 @@ def _command(summary: dict[str, Any]) -> str:
 
 
 def block_headline(root: Path | None = None) -> str:
-    """README: the held-out table of the first LAD method and its one-line conclusion."""
+    """README: the held-out table of the first LAD method, its conclusion on held-out and on
+    training prompts."""
     s = _load("main", root)
     pair = s["pairs"][0]
-    return "\n".join([*pair_table(pair, "heldout"), "", conclusion(pair), "", _command(s)])
+    lines = [conclusion(pair, "heldout"), conclusion(pair, "train")]
+    return "\n".join([*pair_table(pair, "heldout"), "", " ".join(lines), "", _command(s)])
 
 
 def block_table(root: Path | None = None) -> str:
@@ -262,7 +264,8 @@ def block_table(root: Path | None = None) -> str:
 
 
 def block_mu(root: Path | None = None) -> str:
-    """docs/llm-demo.md: LAD - GRPO at every updates-per-rollout mu (held-out prompts); a mu the
+    """docs/llm-demo.md: LAD - GRPO at every updates-per-rollout mu (held-out, then training
+    prompts); a mu the
     sweep did not run is taken from the main comparison when it ran it (mu = 8 by default)."""
     s = _load("mu", root)
     main = read_json((root or RESULTS) / summary_file("main"))
@@ -276,31 +279,36 @@ def block_mu(root: Path | None = None) -> str:
         else [p for p in main["pairs"] if p["lad_label"] == lad and p["mu"] not in pairs]
     )
     pairs |= {p["mu"]: p for p in extra if main["eval_n"] == n}
-    rows = [
-        f"| mu | seeds | {base} {acc} | {lad} {acc} | Δ {acc} [95% CI] | matched accuracy | "
-        f"Δ distinct correct at matched accuracy [95% CI] | |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for mu, p in sorted(pairs.items()):
-        v = p["views"]["heldout"]
-        a, d = v["metrics"][acc], v["metrics"][MATCHED]
-        rows.append(
-            f"| {mu}{' (main run)' if p in extra else ''} | {len(v['seeds'])} | {a['base']['mean']:.3f} | "
-            f"{a['lad']['mean']:.3f} | {fmt_diff(a['diff'])} | {v['matched_accuracy']:.3f} | "
-            f"{fmt_diff(d['diff'], 2)} | {verdict(d, 'LAD', 'GRPO')} |"
+    out = []
+    for view, title in (("heldout", "Held-out prompts"), ("train", "Training prompts")):
+        rows = [
+            f"**{title}**",
+            "",
+            f"| mu | seeds | {base} {acc} | {lad} {acc} | Δ {acc} [95% CI] | matched accuracy | "
+            f"Δ distinct correct at matched accuracy [95% CI] | |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for mu, p in sorted(pairs.items()):
+            v = p["views"][view]
+            a, d = v["metrics"][acc], v["metrics"][MATCHED]
+            rows.append(
+                f"| {mu}{' (main run)' if p in extra else ''} | {len(v['seeds'])} | "
+                f"{a['base']['mean']:.3f} | {a['lad']['mean']:.3f} | {fmt_diff(a['diff'])} | "
+                f"{v['matched_accuracy']:.3f} | {fmt_diff(d['diff'], 2)} | {verdict(d, 'LAD', 'GRPO')} |"
+            )
+        diffs = {mu: p["views"][view]["metrics"][MATCHED] for mu, p in sorted(pairs.items())}
+        up = [mu for mu, m in diffs.items() if m["significant"] and m["diff"]["mean"] > 0]
+        down = [mu for mu, m in diffs.items() if m["significant"] and m["diff"]["mean"] < 0]
+        line = (
+            f"LAD keeps significantly more distinct correct answers at matched accuracy at mu = {', '.join(map(str, up))}"
+            if up
+            else "At no mu does LAD keep significantly more distinct correct answers at matched accuracy"
         )
-    diffs = {mu: p["views"]["heldout"]["metrics"][MATCHED] for mu, p in sorted(pairs.items())}
-    up = [mu for mu, m in diffs.items() if m["significant"] and m["diff"]["mean"] > 0]
-    down = [mu for mu, m in diffs.items() if m["significant"] and m["diff"]["mean"] < 0]
-    line = (
-        f"LAD keeps significantly more distinct correct answers at matched accuracy at mu = {', '.join(map(str, up))}"
-        if up
-        else "At no mu does LAD keep significantly more distinct correct answers at matched accuracy"
-    )
-    if down:
-        line += f"; GRPO keeps more at mu = {', '.join(map(str, down))}"
+        if down:
+            line += f"; GRPO keeps more at mu = {', '.join(map(str, down))}"
+        out += [*rows, "", f"{line} ({title.lower()}).", ""]
     commands = [_command(s)] + ([_command(main)] if extra else [])
-    return "\n".join([*rows, "", line + " (held-out prompts).", "", *commands])
+    return "\n".join([*out, *commands])
 
 
 def block_cost(root: Path | None = None) -> str:
