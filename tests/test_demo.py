@@ -531,8 +531,10 @@ def test_mu_block_takes_the_missing_mu_from_the_main_run(tmp_path):
 
     _write_fake_summaries(tmp_path)
     md = block_mu(tmp_path)
-    rows = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    heldout, train = md.split("**Training prompts**")
+    rows = [line for line in heldout.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "8 (main run)", "16"]
+    assert train.count("| 8 (main run) |") == 1
     # LAD - GRPO at matched accuracy 0.6 is 0.1 mu + 0.1 seed, mean 0.1 mu + 0.2
     assert "+1.80 [" in rows[2] and "LAD higher" in rows[2]
     assert "at mu = 1, 8, 16" in md and md.count("command:") == 2
