@@ -338,6 +338,7 @@ def run_demo(
         "views": {v: [r["answer"] for r in recs] for v, recs in read_views(out).items()},
         "warmup": {
             "dir": "warmup",
+            "timing": read_json(warm / "warmup.json")["timing"],  # trained once per directory
             "metrics": warm_eval["heldout"]["metrics"],
             "metrics_train": warm_eval["train"]["metrics"],
             "answer_counts": merged_counts({v: warm_eval[v] for v in VIEWS}),

@@ -358,6 +358,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch):
     warm = results["warmup"]["metrics"]
     assert warm["well_formed"] > 0.5 and 0 < warm["avg@8"] < 1  # the format is learnt, not the task
     assert warm["n_prompts"] == 14 and results["warmup"]["metrics_train"]["n_prompts"] == 29
+    assert results["warmup"]["timing"]["cpu_s"] > 0
     for run in results["runs"]:
         d = out / run["dir"]
         cfg = json.loads((d / "config.json").read_text())["config"]
