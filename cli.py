@@ -37,9 +37,17 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from labkit.io import LockedError  # a run directory another process is writing
+
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        except (
+            ValueError,
+            FileNotFoundError,
+            IsADirectoryError,
+            PermissionError,
+            LockedError,
+        ) as e:
             fail(str(e))
 
     return run
@@ -72,9 +80,16 @@ def info() -> None:
     else:
         device = f"cpu ({torch.get_num_threads()} threads)"
     rows.append(("device", device))
+    from labkit.install import clash_message, clashes
+
+    clash = clash_message(clashes())
+    rows.append(("packages", "labkit owns its top-level names" if not clash else "CLASH (below)"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         typer.echo(f"{k:<{width}}  {v}")
+    if clash:
+        typer.echo(f"error: {clash}", err=True)
+        raise typer.Exit(1)
 
 
 # --- bandit ----------------------------------------------------------------------------------
@@ -180,13 +195,15 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
 
     from bandit import results
     from bandit.config import expand_runs
-    from bandit.trainer import prepare, train
+    from bandit.trainer import NonFiniteError, prepare, train
+    from labkit.io import check_output_dir
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     prepare(config)  # every check before the progress bar: bad input prints one line
     out_dir = out or f"results/bandit/{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out_dir, "out")
     n_runs = len(expand_runs(config))
     console = Console(stderr=True)
     columns = (
@@ -198,7 +215,11 @@ def _bandit_train(config, out: str | None, command: str, threads: int) -> None:
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"{n_runs} runs", total=config.steps)
-        result = train(config, lambda done, total: bar.update(task, completed=done))
+        try:
+            result = train(config, lambda done, total: bar.update(task, completed=done))
+        except NonFiniteError as e:
+            bar.stop()
+            fail(str(e), code=1)
     path = results.save(result, out_dir, command=["lad", *sys.argv[1:]])
     _print_summary(
         results.summarise(results.final_rows(result)),
@@ -442,6 +463,7 @@ def bandit_compare(
     from pathlib import Path
 
     from bandit import results
+    from labkit.io import atomic_write
 
     rows, source = [], []
     refreshed = False
@@ -470,7 +492,7 @@ def bandit_compare(
         writer.writeheader()
         for s, r in zip(source, rows, strict=True):
             writer.writerow({"results": s, **r})
-        results.atomic_write(Path(csv_out), buf.getvalue())
+        atomic_write(Path(csv_out), buf.getvalue())
         typer.echo(f"wrote {csv_out}")
 
 
@@ -495,14 +517,24 @@ def llm_train(
     resume: str | None = typer.Option(
         None, help="auto (latest checkpoint in output_dir) or a checkpoint directory"
     ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="with --resume auto: continue even if the config differs from the saved one",
+    ),
 ) -> None:
     """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
+    from llm.rewards import RewardError
     from llm.trainer import NonFiniteError, Trainer
 
-    cfg = _llm_config(config, overrides, *([f"trainer.resume={resume}"] if resume else []))
+    extra = [f"trainer.resume={resume}"] if resume else []
+    if allow_config_change:
+        extra.append("trainer.allow_config_change=true")
+    cfg = _llm_config(config, overrides, *extra)
     try:
-        last = Trainer(cfg).train()
-    except NonFiniteError as e:
+        with Trainer(cfg) as trainer:
+            last = trainer.train()
+    except (NonFiniteError, RewardError) as e:
         fail(str(e), code=1)
     keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
@@ -842,6 +874,21 @@ def figures_list() -> None:
         typer.echo(f"{name:<11} {spec.description}  [reads: {', '.join(spec.needs) or 'nothing'}]")
 
 
+@figures_app.command("summary")
+@user_errors
+def figures_summary(
+    data: str = typer.Option("results/figures/data", "--data", help="where `figures all` saved"),
+    out: str = typer.Option(
+        "docs/results/bandit/summary.json", "--out", help="the summary JSON the docs read"
+    ),
+) -> None:
+    """Final bandit metrics with bootstrap CIs (fig1, onpolicy, eta) into one small JSON."""
+    from figures import bandit_summary
+
+    command = " ".join(["lad", *sys.argv[1:]])
+    typer.echo(f"wrote {bandit_summary.write(data, out, command)}")
+
+
 _LLM_RUNS = typer.Option(
     None,
     "--runs",
@@ -908,6 +955,23 @@ def _llm_figures_if_saved(out: str) -> None:
         return
     written = llm.draw_all(llm.DEMO_ROOT, out, " ".join(["lad", *sys.argv[1:]]))
     typer.echo(f"{len(written)} LLM figure files in {out} (from {llm.DEMO_ROOT})")
+
+
+@app.command()
+@user_errors
+def report(
+    check: bool = typer.Option(
+        False, "--check", help="write nothing; list stale blocks and exit 1 if there are any"
+    ),
+) -> None:
+    """Rewrite the generated blocks (<!-- report:NAME -->) of README.md and docs/*.md from the
+    committed results files."""
+    from figures import report as generated
+
+    outcome = generated.update(check=check)
+    typer.echo(generated.describe(outcome, check))
+    if check and outcome.stale:
+        raise typer.Exit(1)
 
 
 def main() -> None:

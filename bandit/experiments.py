@@ -35,6 +35,7 @@ from bandit.landscapes import LANDSCAPES, get_landscape
 from bandit.theory import GAP_COLUMNS, surrogate_gap
 from bandit.trainer import Progress, train
 from labkit.config import LossConfig
+from labkit.io import atomic_write
 from labkit.losses import compute_loss
 from labkit.registry import Registry
 
@@ -176,7 +177,7 @@ def loss_grid(
 def run_dynamics(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rewards_file = out / "rewards.json"
-    results.atomic_write(rewards_file, json.dumps(list(FIG2_REWARDS)) + "\n")
+    atomic_write(rewards_file, json.dumps(list(FIG2_REWARDS)) + "\n")
     config = shorten(dynamics_config(rewards_file), steps)
     results.save(train(config, progress), out / "runs", command=["lad", "figures", "(dynamics)"])
     u = np.linspace(-1.5, 4.5, 121)
@@ -189,7 +190,7 @@ def run_dynamics(out: Path, progress: Progress | None = None, steps: int | None 
         for j, vj in enumerate(v):
             for i, ui in enumerate(u):
                 w.writerow([div, f"{ui:.6g}", f"{vj:.6g}", f"{grid[j, i]:.6g}"])
-    results.atomic_write(out / "loss_grid.csv", buf.getvalue())
+    atomic_write(out / "loss_grid.csv", buf.getvalue())
 
 
 @_register(
@@ -210,7 +211,7 @@ def run_surrogate(out: Path, progress: Progress | None = None, steps: int | None
     w = csv.DictWriter(buf, fieldnames=[*GAP_COLUMNS, "pi_old"], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    results.atomic_write(out / "surrogate.csv", buf.getvalue())
+    atomic_write(out / "surrogate.csv", buf.getvalue())
     meta = {
         "kind": "surrogate",
         "landscape": "trimodal",
@@ -219,7 +220,7 @@ def run_surrogate(out: Path, progress: Progress | None = None, steps: int | None
         "random_pi_old_seed": 0,
         "versions": results.versions(),
     }
-    results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     if progress is not None:
         progress(1, 1)
 
@@ -234,9 +235,9 @@ def run_landscapes(out: Path, progress: Progress | None = None, steps: int | Non
         owner = {arm: j for j, arms in enumerate(land.modes) for arm in arms}
         for arm, (rew, pa) in enumerate(zip(land.rewards, land.target(1.0), strict=True)):
             w.writerow([name, arm, f"{rew:.6g}", f"{pa:.6g}", owner.get(arm, -1)])
-    results.atomic_write(out / "landscapes.csv", buf.getvalue())
+    atomic_write(out / "landscapes.csv", buf.getvalue())
     meta = {"kind": "landscapes", "eta": 1.0, "n_arms": 50, "versions": results.versions()}
-    results.atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
+    atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     if progress is not None:
         progress(1, 1)
 

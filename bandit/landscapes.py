@@ -1,7 +1,7 @@
 """Reward landscapes over K arms: built-ins by name, or any reward vector from a file.
 
 A landscape is a reward per arm plus its modes (groups of arms). The advantage-induced target
-P_A = softmax(A / eta) (method.md section 3) depends on the rewards only up to a constant, so the
+P_A = softmax(A / eta) (docs/method.md section 3) depends on the rewards only up to a constant, so the
 built-ins are written as log-densities: at eta = 1, P_A of `trimodal` *is* a mixture of three
 Gaussians over the arm index (with a small uniform floor so that every reward is finite).
 
@@ -116,8 +116,8 @@ def trimodal(n_arms: int = 50) -> Landscape:
     Sharp on purpose: GRPO with pi_old fixed learns from importance-weighted samples of pi_old,
     and how fast it collapses onto one arm depends on the reward gap between a mode's top arm
     and its neighbours (0.40 here, 0.05 for `trimodal_wide`). At the paper's 4000 steps and
-    lr 5e-3 the collapse completes here and not on the wide bumps (README, "What the defaults
-    show")."""
+    lr 5e-3 the collapse completes here and not on the wide bumps (docs/bandit.md, "What the
+    defaults show")."""
     return gaussian_mixture("trimodal", n_arms, (0.2, 0.5, 0.8), (1.0, 0.6, 0.35), width=1 / 45)
 
 

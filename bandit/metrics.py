@@ -1,7 +1,7 @@
 """Exact metrics of every run, computed over all K arms (no sampling), vectorised over runs.
 
 P_pi is the policy-induced distribution (pi / pi_old) / Z_pi and P_A = softmax(A / eta) the
-advantage-induced target (method.md section 3); with pi_old fixed at a uniform initial policy,
+advantage-induced target (docs/method.md section 3); with pi_old fixed at a uniform initial policy,
 P_pi is the policy itself. Columns (all per run):
 
 - tv, kl: TV(P_pi, P_A) = 1/2 sum |P_pi - P_A| and KL(P_pi || P_A), in nats.

@@ -1,6 +1,6 @@
 """Result files of a bandit run, and the final-metrics table that `run`, `sweep` and `compare` print.
 
-A results directory holds (each file written atomically: temp file, then os.replace):
+A results directory holds (each file written with labkit.io.atomic_write: never torn, fsynced):
 - metrics.csv: one row per run x logged step: run, objective, divergence, eta, lr, seed, step and
   the metrics of bandit/metrics.py;
 - policies.csv: one row per run x saved step x arm: ..., step, arm, prob;
@@ -14,10 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,23 +28,10 @@ from bandit.config import BanditConfig, from_dict
 from bandit.landscapes import Landscape
 from bandit.metrics import METRICS
 from bandit.trainer import BanditResult
+from labkit.io import atomic_write, check_output_dir
 
 RUN_COLUMNS = ("run", "objective", "divergence", "eta", "lr", "seed")
 FILES = ("metrics.csv", "policies.csv", "config.json")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path through a temp file in the same directory and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def versions() -> dict[str, str]:
@@ -64,9 +49,7 @@ def _fmt(x: float) -> str:
 
 def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = None) -> Path:
     """Write the three result files into out_dir (created if needed) and return it."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} exists and is not a directory")
+    out = check_output_dir(out_dir, "out")
     run_cells = [
         [str(i), r.objective, r.divergence, _fmt(r.eta), _fmt(r.lr), str(r.seed)]
         for i, r in enumerate(result.runs)

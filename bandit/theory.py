@@ -1,5 +1,5 @@
 """Numerical check of the paper's Theorem B.1: practical LAD is an O(delta)-accurate surrogate of
-theoretical LAD inside a trust region of size delta (method.md section 5; the statement itself is
+theoretical LAD inside a trust region of size delta (docs/method.md section 5; the statement itself is
 not available, so this module fixes a precise reading and measures it).
 
 Reading. The trust-region problem max E_pi[A] - eta KL(pi || pi_old) has the optimum

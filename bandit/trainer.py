@@ -1,6 +1,6 @@
 """The vectorised bandit trainer: R independent runs advance as one tensor computation per step.
 
-Each run is a softmax policy over K logits. A step, for all runs at once (method.md sections 3-5):
+Each run is a softmax policy over K logits. A step, for all runs at once (docs/method.md sections 3-5):
 
 1. draw G arms per run from pi_old (counter-based, keyed on the run's seed: bandit/rng.py), or
    with sampling="exact" take every arm weighted by pi_old (the expectation the sample estimates);
@@ -42,6 +42,26 @@ from labkit.losses import compute_loss
 
 Tensor = torch.Tensor
 Progress = Callable[[int, int], None]
+
+
+class NonFiniteError(RuntimeError):
+    """A run's loss or gradient became NaN/inf; training stopped and nothing is saved."""
+
+
+def _non_finite_message(runs: list[RunSpec], first_bad: np.ndarray, config: BanditConfig) -> str:
+    """One line naming the runs that went non-finite and the step at which each did."""
+    bad = np.flatnonzero(first_bad)
+    named = [
+        f"{runs[i].objective}{'/' + runs[i].divergence if runs[i].divergence else ''} "
+        f"eta={runs[i].eta:g} lr={runs[i].lr:g} seed={runs[i].seed} (step {first_bad[i]})"
+        for i in bad[:5]
+    ]
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    hint = "dtype=float64, a larger eta or a smaller lr"
+    return (
+        f"non-finite loss or gradient from step {int(first_bad[bad].min())} in {len(bad)} of "
+        f"{len(runs)} runs: {'; '.join(named)}{more}; stopped, nothing saved (try {hint})"
+    )
 
 
 @dataclass
@@ -287,7 +307,17 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     metrics = np.zeros((len(log_steps), n_runs, len(METRICS)))
     policies = np.zeros((len(snapshots), n_runs, k))
 
+    # the step at which each run first had a non-finite loss or gradient (0: never); checked
+    # only where the loop syncs anyway (log and snapshot steps), so CUDA runs stay asynchronous
+    first_bad = torch.zeros(n_runs, dtype=torch.int64, device=dev)
+
+    def check() -> None:
+        if bool(first_bad.any()):
+            raise NonFiniteError(_non_finite_message(runs, first_bad.cpu().numpy(), config))
+
     def record(step: int, log_pi_old: Tensor) -> None:
+        if step in log_index or step in snap_index:
+            check()
         log_pi = torch.log_softmax(logits.detach(), dim=-1)
         if step in log_index:
             metrics[log_index[step]] = (
@@ -309,6 +339,8 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
             old = OldPolicy(logits, fixed=False)
         loss = loss_per_run(config, groups, logits, old, rewards, seeds, step)
         (grad,) = torch.autograd.grad(loss.sum(), logits)
+        bad = ~(torch.isfinite(loss) & torch.isfinite(grad).all(-1))
+        first_bad = torch.where(bad & (first_bad == 0), step, first_bad)
         if config.optimizer == "adam":
             adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps)
         else:
@@ -316,6 +348,7 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
         record(step, old.log_prob)
         if progress is not None and (step % tick == 0 or step == config.steps):
             progress(step, config.steps)
+    check()
     return BanditResult(
         config=config,
         landscape=landscape,

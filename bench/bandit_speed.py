@@ -31,7 +31,7 @@ from bandit.config import BanditConfig
 from bandit.landscapes import get_landscape
 from bandit.trainer import OldPolicy, train
 from labkit import LossConfig, lad_loss
-from llm.logging import write_json_atomic
+from labkit.io import write_json
 
 
 def vectorised(r: int, steps: int, device: str) -> tuple[float, torch.Tensor]:
@@ -169,7 +169,7 @@ def main() -> None:
         },
         "rows": rows,
     }
-    write_json_atomic(Path(args.out), result)
+    write_json(Path(args.out), result)
     print(f"wrote {args.out}")
 
 

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 VOCAB, VOCAB_TINY = 151936, 1000
 
-from llm.logging import write_json_atomic  # noqa: E402
+from labkit.io import relative, write_json  # noqa: E402
 
 
 def parity_reward(prompts: list[str], completions: list[str], **columns) -> list[float]:
@@ -159,7 +159,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "config": vars(args),
+        "config": {**vars(args), "out": relative(args.out)},
     }
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {k: make_trainer(k, args, tokenizer, records, tmp) for k in ("lad", "grpo")}
@@ -218,7 +218,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result)
+    write_json(out, result)
 
 
 if __name__ == "__main__":

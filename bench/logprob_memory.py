@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from gpu_check import qwen2_model  # noqa: E402
 
 from labkit import LossConfig, compute_loss  # noqa: E402
-from llm.logging import write_json_atomic  # noqa: E402
+from labkit.io import relative, write_json  # noqa: E402
 from llm.logprobs import completion_log_probs  # noqa: E402
 
 
@@ -106,7 +106,8 @@ def main() -> None:
         print(row, flush=True)
     result = {
         "benchmark": "logprob_memory",
-        "command": "python bench/logprob_memory.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/logprob_memory.py "
+        + " ".join(relative(a) if a.startswith("/") else a for a in sys.argv[1:]),
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "torch": torch.__version__,
         "vocab_size": model.config.vocab_size,
@@ -115,7 +116,7 @@ def main() -> None:
         "completion_len": args.completion_length,
         "rows": rows,
     }
-    write_json_atomic(Path(args.out), result)
+    write_json(Path(args.out), result)
     print(f"wrote {args.out}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from labkit import DIVERGENCES, LossConfig, get_policy_loss
-from llm.logging import write_json_atomic
+from labkit.io import write_json
 
 
 def _step(name: str, cfg: LossConfig, old, new, adv, mask, sync) -> float:
@@ -82,7 +82,7 @@ def main() -> None:
         print(f"{k:<14} {result['median_ms'][k]:>10.2f} {r:>14.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result)
+    write_json(out, result)
     print(f"wrote {out}")
 
 

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
+from labkit.io import relative, write_json  # noqa: E402
 from llm.config_loading import load_config  # noqa: E402
-from llm.logging import write_json_atomic  # noqa: E402
 from llm.models import tiny_model, tiny_tokenizer  # noqa: E402
 from llm.trainer import Trainer  # noqa: E402
 
@@ -179,7 +179,8 @@ def main() -> None:
     tokenizer = tiny_tokenizer()
     tokens_per_step = args.prompts * args.num_generations * args.completion_length
     result: dict = {
-        "command": "python bench/trainer_speed.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/trainer_speed.py "
+        + " ".join(relative(a) if a.startswith("/") else a for a in sys.argv[1:]),
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
@@ -190,7 +191,7 @@ def main() -> None:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         },
-        "config": vars(args),
+        "config": {**vars(args), "out": relative(args.out)},
         "tokens_per_step": tokens_per_step,
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -254,7 +255,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, result)
+    write_json(out, result)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ if os.environ.get("OMP_WAIT_POLICY") is None:  # must be set before torch loads 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
-from llm.logging import write_json_atomic
+from labkit.io import relative, write_json
 from llm.models import tiny_model, tiny_tokenizer
 from llm.rollout import SamplingConfig
 from llm.rollout_hf import HFGenerator
@@ -162,7 +162,7 @@ def main() -> None:
 
     results = {m: bench_model(m, args) for m in args.models}
     report = {
-        "config": vars(args),
+        "config": {**vars(args), "out": relative(args.out)},
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -195,7 +195,7 @@ def main() -> None:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, report)
+    write_json(out, report)
     print(f"wrote {out}")
 
 

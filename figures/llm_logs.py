@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from labkit.io import read_jsonl
+
 DEMO_ROOT = Path("results/llm_demo")
 
 
@@ -53,11 +55,7 @@ def load_run(path: str | Path) -> RunLog:
     divergence = algo.get("divergence", "") if objective == "lad" else ""
     demo = read_json(path / "demo_run.json") or {}
     method = demo.get("method") or (f"lad_{divergence}" if objective == "lad" else objective)
-    steps = [
-        json.loads(line)
-        for line in (path / "metrics.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    steps = read_jsonl(path / "metrics.jsonl")  # a live run's torn last line: dropped, warned
     curve = (read_json(path / "eval_curve.json") or {}).get("curve", [])
     final = (read_json(path / "eval_final.json") or read_json(path / "eval_after.json") or {}).get(
         "metrics", {}

@@ -11,9 +11,8 @@ method has one colour and one label in every figure, bandit or LLM.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
@@ -24,6 +23,8 @@ import matplotlib as mpl
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from labkit.io import atomic_write
 
 RC = {
     "font.size": 9,
@@ -180,17 +181,10 @@ def save(
         meta = {"Software" if fmt == "png" else "Creator": "labkit"}
         if command:
             meta["Description" if fmt == "png" else "Subject"] = command
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
-        os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        try:
-            with styled(), _quiet("fontTools"):
-                fig.savefig(tmp, format=fmt, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(path)
+        buf = io.BytesIO()
+        with styled(), _quiet("fontTools"):
+            fig.savefig(buf, format=fmt, metadata=meta)
+        written.append(atomic_write(path, buf.getvalue()))
         # the first save laid the figure out; freeze it so the next format does not redo it
         fig.set_layout_engine("none")
     return written

@@ -4,7 +4,7 @@
   on-policy step gives a sample, w(a) = f'(1) - f'(e^{-a}) against a = A/eta (GRPO's is a itself);
   (b) the push on log pi(y) of one sample with a = 1 as its ratio r grows: -r (f'(r e^{-a}) - f'(1))
   for LAD, which stops at r = e^a, against A·r (unclipped GRPO) and the PPO clip. The f'(1) term
-  is dropped in both: it sums to zero over pi_old (method.md section 6, "standardised").
+  is dropped in both: it sums to zero over pi_old (docs/method.md section 6, "standardised").
 - `figure_surrogate` (data: surrogate): the loss and gradient gaps between practical LAD (divided
   by Z = E_pi_old[e^{A/eta}]) and theoretical LAD near pi_old against the trust-region size delta,
   log-log with slope guides (bandit/theory.py states the reading of Theorem B.1).
@@ -102,12 +102,23 @@ def figure_weights(data_root: Path | None = None) -> Figure:
     draw_push(np.linspace(-1.5, 3.0, 301), ax=axes[1])
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
     fig.suptitle(
-        "How each f-divergence limits growth (method.md section 5): "
+        "How each f-divergence limits growth (docs/method.md section 5): "
         "$\\nabla L = E_{\\pi_{old}}[e^a f'(x)\\, x\\, \\nabla\\log\\pi]$, $x = r e^{-a}$\n"
         "f'(1) is subtracted (its term sums to zero over $\\pi_{old}$), so KL's on-policy weight is GRPO's",
         fontsize=9,
     )
     return fig
+
+
+def gap_curve(t, value: str) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """One divergence's gap against delta: (delta, gap) above rounding level, sorted by delta, and
+    the log-log slope on the 4 smallest delta (None when the gap is at rounding level: exact)."""
+    order = np.argsort(t["delta"])
+    x, y = t["delta"][order], t[value][order]
+    ok = y > 1e-12 * max(1.0, float(np.abs(t[value.replace("gap", "scale")]).max()))
+    if ok.sum() < 2:
+        return x[ok], y[ok], None
+    return x[ok], y[ok], loglog_slope(x[ok][:4], y[ok][:4])
 
 
 @style.house_style
@@ -117,11 +128,8 @@ def draw_gaps(table, value: str, ax: Axes | None = None) -> Axes:
     for pi_old, ls, alpha in (("uniform", "-", 1.0), ("random", "--", 0.45)):
         sub = table.where(pi_old=pi_old)
         for d in sub.unique("divergence"):
-            t = sub.where(divergence=d)
-            order = np.argsort(t["delta"])
-            x, y = t["delta"][order], t[value][order]
-            ok = y > 1e-12 * max(1.0, float(np.abs(t[value.replace("gap", "scale")]).max()))
-            if ok.sum() < 2:
+            x, y, slope = gap_curve(sub.where(divergence=d), value)
+            if slope is None:
                 if pi_old == "uniform":  # a gap at rounding level: the two agree exactly
                     ax.plot(
                         [],
@@ -132,13 +140,12 @@ def draw_gaps(table, value: str, ax: Axes | None = None) -> Axes:
                         label=f"{style.DIVERGENCE_NAMES[d]}: 0 (exact)",
                     )
                 continue
-            slope = loglog_slope(x[ok][:4], y[ok][:4])
             name = (
                 f"{style.DIVERGENCE_NAMES[d]} (slope {slope:.2f})" if pi_old == "uniform" else None
             )
             ax.plot(
-                x[ok],
-                y[ok],
+                x,
+                y,
                 ls=ls,
                 marker="o",
                 ms=2.5,

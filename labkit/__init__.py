@@ -1,7 +1,7 @@
 """labkit: the objective core of LAD (learning advantage distributions).
 
 Pure torch, device-agnostic, shape-generic. Importing labkit fills the registries:
-POLICY_LOSSES (lad, grpo, reinforce, clip_cov, kl_cov, flowrl), DIVERGENCES (method.md section 6)
+POLICY_LOSSES (lad, grpo, reinforce, clip_cov, kl_cov, flowrl), DIVERGENCES (docs/method.md section 6)
 and ESTIMATORS (grpo, dr_grpo, rloo, raw).
 """
 

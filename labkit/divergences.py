@@ -1,9 +1,9 @@
-"""The f-divergences of method.md section 6, evaluated in log space.
+"""The f-divergences of docs/method.md section 6, evaluated in log space.
 
 Every divergence is stored through its *perspective* q·f(p/q), evaluated from log p and log q.
 That single function serves both LAD losses:
 
-- practical loss (method.md section 5): e^a·f(r·e^-a) = perspective(log_p=log r, log_q=a);
+- practical loss (docs/method.md section 5): e^a·f(r·e^-a) = perspective(log_p=log r, log_q=a);
 - theoretical loss (section 4): D_f(P_pi || P_A) = sum_y perspective(log P_pi(y), log P_A(y)).
 
 Working from logs keeps |log r| <= 50 and |a| <= 50 finite in float32 for every divergence except
@@ -65,7 +65,7 @@ class Divergence:
         return out
 
     def weight(self, log_x: Tensor, standardized: bool = False) -> Tensor:
-        """f'(x) from log x: the per-sample policy-gradient weight of LAD (method.md section 5)."""
+        """f'(x) from log x: the per-sample policy-gradient weight of LAD (docs/method.md section 5)."""
         w = self.derivative(log_x)
         return w - self.fprime_at_1 if standardized else w
 

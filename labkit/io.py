@@ -19,11 +19,13 @@ import fcntl
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,69 @@ def atomic_write(path: str | Path, data: str | bytes, *, durable: bool = True) -
     return path
 
 
+def fsync_tree(directory: str | Path) -> None:
+    """fsync every file under `directory`, then every directory in it (deepest first)."""
+    directory = Path(directory)
+    for root, _dirs, files in os.walk(directory, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
+
+
+@contextmanager
+def atomic_dir(final: str | Path, *, replace: bool = True) -> Iterator[Path]:
+    """Build a directory atomically: yields a unique temp directory next to `final`; when the
+    block returns, its files are fsynced and it is renamed to `final` (a crash leaves the old
+    `final` or the new one, plus at most a `.<name>.*.tmp` directory, never a half-written one).
+
+    replace=False keeps an existing `final` (another process finished first) and drops the new
+    copy. On an exception the temp directory is removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; run directories are meant to be shared
+    try:
+        yield tmp
+        fsync_tree(tmp)
+        if final.exists():
+            if not replace:
+                shutil.rmtree(tmp)
+                return
+            # rename the old copy away first: os.replace cannot replace a non-empty directory
+            trash = Path(
+                tempfile.mkdtemp(prefix=f".{final.name}.old.", suffix=".tmp", dir=final.parent)
+            )
+            os.replace(final, trash / final.name)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_output_dir(path: str | Path, name: str) -> Path:
+    """Raise ValueError (one line naming `name`) unless `path` is a directory or can be created
+    as one: an existing file, or a file among its parents, is refused before anything is written."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == path else f"has a parent that is a file ({p})"
+                raise ValueError(f"{name}={str(path)!r} {what}; expected a directory")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ValueError(f"{name}={str(path)!r}: {p} is not writable")
+            break
+    return path
+
+
 def write_json(path: str | Path, obj: Any, *, durable: bool = True) -> Path:
     """`atomic_write` of `obj` as indented JSON with a trailing newline."""
     return atomic_write(path, json.dumps(obj, indent=2) + "\n", durable=durable)
@@ -76,12 +141,16 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]], *, durable: bo
     return atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows), durable=durable)
 
 
-def append_jsonl(path: str | Path, row: dict[str, Any], *, durable: bool = True) -> None:
-    """Append one JSON line; fsync unless durable=False. A crash leaves at most a torn last line."""
+def append_jsonl(
+    path: str | Path, row: dict[str, Any] | list[dict[str, Any]], *, durable: bool = True
+) -> None:
+    """Append one JSON line (or one per row of a list, with one fsync); fsync unless
+    durable=False. A crash leaves at most a torn last line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    rows = row if isinstance(row, list) else [row]
     with open(path, "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
         if durable:
             fh.flush()
             os.fsync(fh.fileno())

@@ -1,4 +1,4 @@
-"""LAD objectives (method.md sections 3-5).
+"""LAD objectives (docs/method.md sections 3-5).
 
 - `lad_loss`: the practical loss, a registered policy loss: per sample e^a f(r e^-a), a = A/eta.
   No clipping, no entropy bonus; pi_old and A carry no gradient. Its gradient per sample is

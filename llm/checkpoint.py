@@ -6,9 +6,10 @@ Layout of `<output_dir>/checkpoints/step_00000042/`:
 - `trainer_state.pt`: step, prompts consumed, optimizer, scheduler, extra modules (e.g. FlowRL's
   log-Z head), the RNG states of python, numpy and torch (CPU and CUDA), and the config.
 
-A checkpoint is written into a temporary sibling directory and renamed into place, so a killed
-run leaves either the whole checkpoint or none (a leftover `.tmp-*` directory is ignored and
-cleaned). Data order, sampling and minibatch shuffles are keyed on (seed, step) in the trainer,
+A checkpoint is written into a temporary sibling directory, fsynced and renamed into place
+(labkit.io.atomic_dir), so a killed run leaves either the whole checkpoint or none (a leftover
+`.*.tmp` directory is ignored and cleaned). A checkpoint that is corrupt anyway (a lost write, a
+disk error) is set aside by `load_latest_intact`, which resumes from the newest one that loads. Data order, sampling and minibatch shuffles are keyed on (seed, step) in the trainer,
 so restoring the step restores them; the global RNG states are restored as well for any code
 that draws from them.
 """
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from labkit.io import atomic_dir
 
 STATE_FILE = "trainer_state.pt"
 PREFIX = "step_"
@@ -83,16 +86,15 @@ def save_checkpoint(
     modules: dict[str, torch.nn.Module] | None = None,
     keep_last: int = 2,
 ) -> Path:
-    """Write checkpoint `step` atomically, then delete all but the newest `keep_last`.
+    """Write checkpoint `step` atomically and durably (labkit.io.atomic_dir: every file fsynced
+    before the rename), then delete all but the newest `keep_last`.
 
     state: plain values to restore (prompts consumed, config dict, ...); stored under "state".
     """
     root = checkpoints_root(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is not
-    try:
+    # a rerun of this step (resume from an older checkpoint) replaces the old copy
+    with atomic_dir(final) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         payload = {
@@ -104,25 +106,15 @@ def save_checkpoint(
             "rng": rng_state(),
         }
         torch.save(payload, tmp / STATE_FILE)
-        if final.exists():  # a rerun of this step (resume from an older checkpoint)
-            trash = Path(tempfile.mkdtemp(prefix=f".tmp-old-{final.name}-", dir=root))
-            os.replace(final, trash / final.name)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(output_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-*"):  # leftovers of a run killed mid-write
+    for stale in root.glob(".*.tmp"):  # leftovers of a run killed mid-write
         shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
-def load_model_weights(model: torch.nn.Module, directory: str | Path) -> None:
-    """Load the safetensors files of a checkpoint into `model` in place (bit-exact)."""
+def read_model_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's safetensors files (read fully: a torn file raises here)."""
     from safetensors.torch import load_file
 
     files = sorted(Path(directory).glob("*.safetensors"))
@@ -131,6 +123,18 @@ def load_model_weights(model: torch.nn.Module, directory: str | Path) -> None:
     weights: dict[str, torch.Tensor] = {}
     for f in files:
         weights.update(load_file(f))
+    return weights
+
+
+def load_model_weights(
+    model: torch.nn.Module,
+    directory: str | Path,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Load the safetensors files of a checkpoint (or `weights` already read from it) into
+    `model` in place (bit-exact)."""
+    if weights is None:
+        weights = read_model_weights(directory)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
     missing = [k for k in missing if k not in tied]
@@ -154,11 +158,44 @@ def load_checkpoint(
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"{str(path)!r} is not a complete checkpoint (no {STATE_FILE})")
+    # read every file before touching the model: a corrupt checkpoint raises with nothing loaded
     payload = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-    load_model_weights(model, path)
+    weights = read_model_weights(path)
+    load_model_weights(model, path, weights)
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     for name, module in (modules or {}).items():
         module.load_state_dict(payload["modules"][name])
     set_rng_state(payload["rng"])
     return {"step": payload["step"], **payload["state"]}
+
+
+def load_latest_intact(
+    output_dir: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    modules: dict[str, torch.nn.Module] | None = None,
+) -> dict[str, Any] | None:
+    """Restore the newest checkpoint of `output_dir` that loads; None when there is none.
+
+    A checkpoint that does not load (torn or corrupt files, e.g. a disk that lost the last write)
+    is renamed to `corrupt_step_*` (kept for inspection, never resumed from or counted by
+    keep_last) with a warning, and the next older one is tried.
+    """
+    for path in reversed(list_checkpoints(output_dir)):
+        try:
+            return load_checkpoint(
+                path, model=model, optimizer=optimizer, scheduler=scheduler, modules=modules
+            )
+        except Exception as e:  # torch.load, safetensors and state_dict errors have no common base
+            aside = path.with_name(f"corrupt_{path.name}")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            warnings.warn(
+                f"checkpoint {path} does not load ({type(e).__name__}: {str(e)[:200]}); moved it "
+                f"to {aside.name} and fell back to the previous checkpoint",
+                stacklevel=2,
+            )
+    return None

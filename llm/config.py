@@ -13,6 +13,7 @@ as is; `AlgorithmConfig.advantage_config()` gives the `AdvantageConfig`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import yaml
 
 from labkit.config import AdvantageConfig, LossConfig, help_of
 from llm.rollout import SamplingConfig
+from llm.sandbox import SANDBOX_MODES
 
 # TRL loss_type -> the verl aggregation it uses (the objective itself is loss_mode)
 TRL_LOSS_TYPES = {
@@ -126,14 +128,41 @@ class DataConfig:
         default=None,
         metadata={"help": "one weight per reward function (TRL reward_weights); null = all 1"},
     )
+    reward_timeout_s: float = field(
+        default=300.0,
+        metadata={
+            "help": "seconds one reward function may take for one batch; past it the batch's "
+            "samples score None for that function and training goes on"
+        },
+    )
+    reward_max_stuck: int = field(
+        default=4,
+        metadata={
+            "help": "reward calls still running past their timeout (they cannot be killed) "
+            "before training stops with an error"
+        },
+    )
+    code_sandbox: str = field(
+        default="bwrap",
+        metadata={
+            "help": "how the code rewards run programs: bwrap (OS isolation, needs bubblewrap) or "
+            "unsafe-subprocess (no isolation; explicit opt-in, see docs/sandbox.md)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _at_least("data.dataset_size", self.dataset_size, 1)
+        if not (math.isfinite(self.reward_timeout_s) and self.reward_timeout_s > 0):
+            raise ValueError(
+                f"data.reward_timeout_s={self.reward_timeout_s!r} is not valid; expected seconds > 0"
+            )
+        _at_least("data.reward_max_stuck", self.reward_max_stuck, 1)
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(
                 f"data.eval_fraction={self.eval_fraction!r} is not valid; expected a value in [0, 1)"
             )
         _choice("data.on_bad_record", self.on_bad_record, ("fail", "skip"))
+        _choice("data.code_sandbox", self.code_sandbox, SANDBOX_MODES)
         if not self.reward_funcs:
             raise ValueError(
                 "data.reward_funcs=[] is not valid; expected at least one reward function"
@@ -324,6 +353,20 @@ class TrainerConfig:
             "help": "none (refuse a non-empty output_dir), auto (latest checkpoint) or a path"
         },
     )
+    allow_config_change: bool = field(
+        default=False,
+        metadata={
+            "help": "resume=auto continues a run even when the config differs from the saved one "
+            "(the changed keys are logged to config_changes.jsonl); false refuses"
+        },
+    )
+    max_skipped_steps: int = field(
+        default=3,
+        metadata={
+            "help": "consecutive steps whose rewards were all skipped (None, NaN or a failed "
+            "reward function; such a step makes no update) before training stops with an error"
+        },
+    )
     logging_steps: int = field(
         default=1, metadata={"help": "progress-bar refresh every N steps (JSONL gets every step)"}
     )
@@ -347,6 +390,7 @@ class TrainerConfig:
             "gradient_accumulation_steps",
             "keep_last",
             "logging_steps",
+            "max_skipped_steps",
         ):
             _at_least(f"trainer.{key}", getattr(self, key), 1)
         for key in (

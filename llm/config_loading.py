@@ -160,7 +160,7 @@ def load_config(
 
 
 def describe() -> str:
-    """Every field with its default and help text, as a YAML-like reference (README, --help)."""
+    """Every field with its default and help text, as a YAML-like reference (docs/llm.md, --help)."""
     lines = []
     defaults = TrainConfig()
     for section, cls in _sections().items():

@@ -24,7 +24,7 @@ DEFAULT_METHODS = {
     "grpo": ["algorithm.loss_mode=grpo", "algorithm.epsilon=0.2", "algorithm.epsilon_high=0.28"],
     "lad_js": ["algorithm.loss_mode=lad", "algorithm.divergence=js", "algorithm.kappa=4"],
 }
-# paper grid {0.5, ..., 16}; whether it is eta or kappa is open (method.md section 2): here kappa
+# paper grid {0.5, ..., 16}; whether it is eta or kappa is open (docs/method.md section 2): here kappa
 KAPPA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 DIVERGENCE_GRID = ("kl", "rkl", "jeffreys", "tv", "hellinger", "js")
 # updates per rollout (the pi_old refresh period) -> (mini_batch_size, num_iterations) at B = 16:

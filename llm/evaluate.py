@@ -9,19 +9,18 @@ training, LAD / GRPO) are evaluated on the same prompts with the same seeds.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from labkit.io import atomic_write, write_json
 from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
-from llm.logging import write_json_atomic
 from llm.metrics import extract_final_answer, summarize
-from llm.rewards import RewardSet
+from llm.rewards import RewardSet, with_code_sandbox
 from llm.rollout import SamplingConfig, derive_seed
 from llm.rollout_hf import HFGenerator
 
@@ -50,7 +49,11 @@ def evaluate_model(
         raise ValueError(
             "eval: there are no eval records (data.eval_fraction = 0 and no data.eval_dataset?)"
         )
-    reward = RewardSet([ev.correct_reward or data.reward_funcs[0]])
+    reward = RewardSet(
+        with_code_sandbox([ev.correct_reward or data.reward_funcs[0]], data.code_sandbox),
+        timeout=data.reward_timeout_s,
+        max_stuck=data.reward_max_stuck,
+    )
     if generator is None:
         generator = HFGenerator(model, tokenizer, autocast_dtype=autocast_dtype)
     n = ev.n
@@ -108,7 +111,7 @@ def write_eval(path: str | Path, result: dict[str, Any], **meta: Any) -> None:
     metrics = {
         k: (None if isinstance(v, float) and v != v else v) for k, v in result["metrics"].items()
     }
-    write_json_atomic(path, {"meta": meta, "metrics": metrics, "samples": result["samples"]})
+    write_json(path, {"meta": meta, "metrics": metrics, "samples": result["samples"]})
 
 
 def plot_eval(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
@@ -158,17 +161,12 @@ def plot_eval(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
     )
     ax_d.set_ylim(0, 1.02)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=120)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write(path, buf.getvalue())
 
 
 def run_eval(
@@ -257,9 +255,13 @@ def sample_completions(
     rewards: list[float | None] = [None] * len(rollout.completions)
     if not prompts:
         rows = [r for r in records for _ in range(n)]
-        total, _ = RewardSet(data.reward_funcs, data.reward_weights)(
-            [r["prompt"] for r in rows], rollout.completions, record_columns(rows)
+        rs = RewardSet(
+            with_code_sandbox(data.reward_funcs, data.code_sandbox),
+            data.reward_weights,
+            timeout=data.reward_timeout_s,
+            max_stuck=data.reward_max_stuck,
         )
+        total, _ = rs([r["prompt"] for r in rows], rollout.completions, record_columns(rows))
         rewards = [None if r != r else r for r in total.tolist()]
     return [
         {

@@ -2,7 +2,7 @@
 (JSONL) and a progress bar with ETA.
 
 This is the one place where metric tensors become Python numbers: `log` stacks a step's tensors
-and syncs once. Metric keys follow TRL/verl (README "Training logs" glossary): `reward`,
+and syncs once. Metric keys follow TRL/verl (docs/llm.md "Training logs" glossary): `reward`,
 `reward_std`, `frac_reward_zero_std`, `entropy`, `completions/mean_length`,
 `completions/clipped_ratio`, `actor/*`, `lad/*`, `tokens/s`, `timing/*`.
 
@@ -12,16 +12,15 @@ machines that have neither.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from labkit.io import append_jsonl, read_jsonl, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 COMPLETIONS_FILE = "completions.jsonl"
@@ -44,40 +43,6 @@ def _json_number(x: float) -> float | str | None:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return x
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """json.dump to a temp file in the same directory, then os.replace (never a torn file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_jsonl(path: str | Path, last_step: int) -> None:
-    """Drop the lines of steps after `last_step` (a resumed run rewrites them), atomically."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    keep = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in keep)
-    os.replace(tmp, path)
 
 
 class _Progress:
@@ -150,8 +115,12 @@ class MetricsLogger:
     ) -> None:
         self.dir = Path(output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        truncate_jsonl(self.dir / METRICS_FILE, start_step)
-        truncate_jsonl(self.dir / COMPLETIONS_FILE, start_step)
+        # a resumed run rewrites the steps after its checkpoint; a torn last line (a crash
+        # mid-append) is dropped with a warning naming the file
+        for name in (METRICS_FILE, COMPLETIONS_FILE):
+            if (self.dir / name).is_file():
+                rows = read_jsonl(self.dir / name)
+                write_jsonl(self.dir / name, [r for r in rows if r.get("step", 0) <= start_step])
         self.logging_steps = logging_steps
         self.tb = None
         if "tensorboard" in report_to:
@@ -168,8 +137,7 @@ class MetricsLogger:
         """Append one JSONL line {"step": step, **metrics}; returns the metrics as floats."""
         numbers = to_numbers(metrics)
         record = {"step": step, **{k: _json_number(v) for k, v in numbers.items()}}
-        with open(self.dir / METRICS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_jsonl(self.dir / METRICS_FILE, record)
         if self.tb is not None:
             for k, v in numbers.items():
                 if math.isfinite(v):
@@ -193,16 +161,17 @@ class MetricsLogger:
     ) -> None:
         """Append one line per sample: step, prompt, completion, reward, advantage."""
         r, a = rewards.detach().float().cpu().tolist(), advantages.detach().float().cpu().tolist()
-        with open(self.dir / COMPLETIONS_FILE, "a") as f:
-            for p, c, ri, ai in zip(prompts, completions, r, a, strict=True):
-                row = {
-                    "step": step,
-                    "prompt": p,
-                    "completion": c,
-                    "reward": _json_number(ri),
-                    "advantage": ai,
-                }
-                f.write(json.dumps(row) + "\n")
+        rows = [
+            {
+                "step": step,
+                "prompt": p,
+                "completion": c,
+                "reward": _json_number(ri),
+                "advantage": ai,
+            }
+            for p, c, ri, ai in zip(prompts, completions, r, a, strict=True)
+        ]
+        append_jsonl(self.dir / COMPLETIONS_FILE, rows)
 
     def message(self, text: str) -> None:
         if self.progress is not None and self.progress.bar is not None:

@@ -20,11 +20,11 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from labkit.io import atomic_dir
 
 TINY_ARCHS = ("qwen2", "llama")
 SMOLLM2 = "smollm2-135m-instruct"
@@ -159,20 +159,11 @@ def _file_digest(path: Path) -> str:
 
 
 def write_model_dir(final: Path, model, tokenizer) -> Path:
-    """save_pretrained into a temp dir next to `final`, then rename it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is not
-    try:
+    """save_pretrained into a temp dir next to `final`, then rename it into place (another
+    process that finished first keeps its copy)."""
+    with atomic_dir(final, replace=False) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if final.exists():  # another process finished first; keep its copy
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

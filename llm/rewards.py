@@ -12,7 +12,8 @@ Anything else is `module:function` or `path/to/file.py:function`.
 
 `RewardSet` follows TRL's multi-reward handling: the total is the weighted nansum over functions
 (a None counts as 0 when another function scored the sample) and NaN when no function scored it.
-Departure: a function that raises is logged and scores None for that batch, where TRL would stop.
+Departures: a function that raises (anything, SystemExit and KeyboardInterrupt included) or runs
+past `timeout` seconds is logged and scores None for that batch, where TRL would stop or hang.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import torch
 
 from labkit.registry import Registry
 from llm.metrics import extract_final_answer, last_boxed
-from llm.sandbox import SandboxLimits, parse_tests, run_tests
+from llm.sandbox import SandboxLimits, check_mode, parse_tests, require_sandbox, run_tests
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,21 @@ def completion_text(completion: object) -> str:
 
 
 def _math_timeout() -> int | None:
-    # math-verify's timeouts use signal.alarm, which raises off the main thread (TRL does the same)
+    # math-verify's timeouts use signal.alarm, which raises off the main thread (TRL does the same);
+    # RewardSet calls every function in a thread under its own deadline (data.reward_timeout_s)
     return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+class _NoTimeoutNotice(logging.Filter):
+    """Drop math-verify's per-call 'Timeout is disabled' warning: off the main thread the
+    deadline is RewardSet's, and the warning would repeat for every sample."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_NoTimeoutNotice())
 
 
 def parse_gold(answer: object, timeout: int | None = None) -> list | None:
@@ -227,6 +241,7 @@ def code_reward(
     all_or_nothing: bool = False,
     limits: SandboxLimits | None = None,
     max_workers: int | None = None,
+    sandbox: str = "bwrap",
 ) -> RewardFn:
     """A reward that runs each completion's code against the record's tests (llm/sandbox.py).
 
@@ -234,11 +249,15 @@ def code_reward(
         tests_column: the column holding the tests (see `llm.sandbox.parse_tests` for formats).
         all_or_nothing: 1.0 only when every test passes; else the fraction of tests passed.
         limits: per-process time/memory/output limits.
-        max_workers: completions run in parallel threads (default: the number of CPUs).
+        max_workers: completions run in parallel threads (default: the number of CPUs); each
+            thread waits on its own bwrap process, so the GIL is free while programs run.
+        sandbox: "bwrap" (OS isolation; refuses to run without bwrap) or "unsafe-subprocess"
+            (explicit opt-in to no isolation, warned once; docs/sandbox.md).
     Returns 0.0 when the completion has no code block or the code fails in any way, None when
     the record has no tests.
     """
     limits = limits or SandboxLimits()
+    require_sandbox(sandbox)  # no bwrap and no opt-in: refuse now, not with every score 0
 
     def score(completion: object, tests_value: object) -> float | None:
         tests = parse_tests(tests_value)
@@ -247,7 +266,7 @@ def code_reward(
         code = extract_code(completion_text(completion))
         if code is None:
             return 0.0
-        passed = run_tests(code, tests, limits)
+        passed = run_tests(code, tests, limits, sandbox)
         if all_or_nothing:
             return float(all(passed))
         return sum(passed) / len(passed)
@@ -271,6 +290,18 @@ REWARDS.add("format", lambda: format_reward)
 REWARDS.add("reasoning_gym", ReasoningGymReward)
 REWARDS.add("code", lambda: code_reward())
 REWARDS.add("code_all", lambda: code_reward(all_or_nothing=True))
+
+
+def with_code_sandbox(specs: Sequence[str | RewardFn], sandbox: str) -> list[str | RewardFn]:
+    """`specs` with the built-in code rewards built for `sandbox` (config `data.code_sandbox`)."""
+    check_mode(sandbox)
+    built = {"code": False, "code_all": True}
+    return [
+        code_reward(all_or_nothing=built[s], sandbox=sandbox)
+        if isinstance(s, str) and s in built
+        else s
+        for s in specs
+    ]
 
 
 # --- loading and combining ----------------------------------------------------------------------------
@@ -313,6 +344,15 @@ def load_reward(spec: str) -> RewardFn:
     return fn
 
 
+# the loss sees advantages in float32: a reward beyond this overflows there (1e39 -> inf)
+FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+class RewardError(RuntimeError):
+    """Reward functions keep failing in a way training cannot go on from (too many stuck calls,
+    too many steps without a single scored sample)."""
+
+
 def _as_scores(name: str, values: object, n: int) -> list[float]:
     if isinstance(values, torch.Tensor) or type(values).__module__ == "numpy":
         values = values.tolist()  # type: ignore[union-attr]
@@ -329,26 +369,69 @@ def _as_scores(name: str, values: object, n: int) -> list[float]:
         if isinstance(v, str | bytes) or not hasattr(v, "__float__"):
             raise ValueError(f"reward function {name!r} returned {v!r}; expected a float or None")
         x = float(v)
-        if math.isinf(x):
+        if math.isinf(x) or abs(x) > FLOAT32_MAX:
             raise ValueError(
-                f"reward function {name!r} returned {x}; rewards must be finite (None skips)"
+                f"reward function {name!r} returned {x:g}, which is not finite in float32 (the "
+                f"dtype of the loss; largest {FLOAT32_MAX:.3g}); return finite rewards, or None "
+                "to skip a sample"
             )
         out.append(x)  # NaN stays NaN: treated like None
     return out
 
 
+class _Call:
+    """One reward function's call on one batch, in a daemon thread, with a deadline.
+
+    Why a thread that is abandoned on timeout, and not a worker process that can be killed: a
+    reward function is any Python callable (closures, objects holding per-run caches or a model,
+    async functions), which a process would need to pickle or re-import, and forking a trainer
+    that holds CUDA contexts and vLLM's threads is unsafe. TRL and verl also call rewards in the
+    trainer's process. A thread cannot be killed, so a call past its deadline is left running
+    (daemon: it does not keep the process alive at exit) and counted; `RewardSet` stops training
+    once `max_stuck` of them are alive, before they eat the machine. Code rewards never hang
+    here: each program runs in a subprocess with its own wall-clock limit (llm/sandbox.py).
+    """
+
+    def __init__(self, name: str, fn: RewardFn, kwargs: dict[str, Any]) -> None:
+        self.value: object = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(fn, kwargs), name=f"reward-{name}", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, fn: RewardFn, kwargs: dict[str, Any]) -> None:
+        try:
+            value = fn(**kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(value)  # TRL allows async reward functions
+            self.value = value
+        except (
+            BaseException
+        ) as e:  # SystemExit, KeyboardInterrupt raised by a reward are its errors
+            self.error = e
+
+
 class RewardSet:
-    """Several reward functions with weights, called once per batch.
+    """Several reward functions with weights, called once per batch, each under a time limit.
 
     Args:
         specs: reward specs for `load_reward` (or callables already loaded).
         weights: one float per function (default all 1.0), TRL's `reward_weights`.
+        timeout: seconds one function may take on one batch (data.reward_timeout_s).
+        max_stuck: calls left running past their timeout before `RewardError` (data.reward_max_stuck).
     Attributes:
         names: one name per function (its spec, or the callable's __name__; repeats get "_2", ...).
+        failures: name -> "ErrorType: message" of the functions that failed on the last batch.
     """
 
     def __init__(
-        self, specs: Sequence[str | RewardFn], weights: Sequence[float] | None = None
+        self,
+        specs: Sequence[str | RewardFn],
+        weights: Sequence[float] | None = None,
+        *,
+        timeout: float = 300.0,
+        max_stuck: int = 4,
     ) -> None:
         if isinstance(specs, str) or len(specs) == 0:
             raise ValueError(
@@ -374,6 +457,25 @@ class RewardSet:
                 f"reward_weights must be {len(self.fns)} finite floats (one per reward function), got {list(weights)!r}"
             )
         self.weights = [float(w) for w in weights]
+        self.timeout = timeout
+        self.max_stuck = max_stuck
+        self.stuck: list[_Call] = []
+        self.failures: dict[str, str] = {}
+
+    def _call(self, name: str, fn: RewardFn, kwargs: dict[str, Any], n: int) -> object:
+        """fn's values, or [None] * n when it raises (anything) or times out (logged)."""
+        call = _Call(name, fn, kwargs)
+        call.thread.join(self.timeout)
+        if call.thread.is_alive():
+            self.stuck.append(call)
+            error = f"TimeoutError: no result after {self.timeout:g} s (data.reward_timeout_s)"
+        elif call.error is not None:
+            error = f"{type(call.error).__name__}: {call.error}"
+        else:
+            return call.value
+        self.failures[name] = error
+        logger.warning("reward function %r failed: %s; it scores None for this batch", name, error)
+        return [None] * n
 
     def __call__(
         self, prompts: list[str], completions: list, columns: dict[str, list]
@@ -384,8 +486,12 @@ class RewardSet:
             prompts, completions: N each (a prompt repeated G times for its group).
             columns: record fields as lists of N values; a "prompt" key is ignored.
         Returns:
-            total: (N,) float32, sum_i w_i r_i over the functions that scored the sample, NaN when
-                none did; per_function: name -> (N,) float32 scores, NaN for None.
+            total: (N,) float64, sum_i w_i r_i over the functions that scored the sample, NaN when
+                none did; per_function: name -> (N,) float64 scores, NaN for None.
+        Raises:
+            ValueError: a function returned something other than N floats/None, or a reward
+                that is not finite in float32.
+            RewardError: too many calls are stuck past their timeout.
         """
         n = len(completions)
         if len(prompts) != n:
@@ -400,27 +506,30 @@ class RewardSet:
                 raise ValueError(
                     f"column {k!r} has {len(v)} values, expected {n} (one per completion)"
                 )
+        self.stuck = [c for c in self.stuck if c.thread.is_alive()]
+        if len(self.stuck) >= self.max_stuck:
+            raise RewardError(
+                f"{len(self.stuck)} reward calls are still running past their "
+                f"{self.timeout:g} s timeout ({', '.join(c.thread.name for c in self.stuck)}); "
+                "stopping (raise data.reward_timeout_s if they are only slow, or fix the hang)"
+            )
+        self.failures = {}
         per: dict[str, torch.Tensor] = {}
         for name, fn in zip(self.names, self.fns, strict=True):
-            try:
-                values = fn(prompts=prompts, completions=completions, **kwargs)
-                if inspect.isawaitable(values):
-                    values = asyncio.run(values)  # TRL allows async reward functions
-            except Exception as e:
-                logger.warning(
-                    "reward function %r raised %s: %s; it scores None for this batch",
-                    name,
-                    type(e).__name__,
-                    e,
-                )
-                values = [None] * n
-            per[name] = torch.tensor(_as_scores(name, values, n), dtype=torch.float32)
+            args = {"prompts": prompts, "completions": completions, **kwargs}
+            values = self._call(name, fn, args, n)
+            per[name] = torch.tensor(_as_scores(name, values, n), dtype=torch.float64)
         if n == 0:
-            return torch.zeros(0), per
+            return torch.zeros(0, dtype=torch.float64), per
         stacked = torch.stack(list(per.values()), dim=1)  # (N, F)
-        weights = torch.tensor(self.weights, dtype=torch.float32)
+        weights = torch.tensor(self.weights, dtype=torch.float64)
         total = torch.nansum(stacked * weights, dim=1)
         total[torch.isnan(stacked).all(dim=1)] = math.nan
+        if bool((total.abs() > FLOAT32_MAX).any()):
+            raise ValueError(
+                f"the weighted sum of rewards reaches {float(total.nan_to_num(0.0).abs().max()):g}, which is not "
+                f"finite in float32 (the dtype of the loss); scale the rewards or reward_weights"
+            )
         return total, per
 
 

@@ -7,7 +7,7 @@ under the distribution actually sampled from, as TRL does). After each optimizer
 calls `sync_weights(model)`, which streams the torch model's tensors into the engine through
 `reload_weights(weights_iterator=...)` and then resets the prefix cache.
 
-Departures and traps (../shared/vllm-cpu.md):
+Departures and traps (docs/vllm.md):
 - The engine runs in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`): weights then go to it without
   serialization. On CPU, `OMP_WAIT_POLICY=PASSIVE` is also needed (7x slower without: OpenMP
   threads spin against vLLM's own), and it must be in the environment before torch loads its

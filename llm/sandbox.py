@@ -1,22 +1,29 @@
-"""Run model-written Python against test cases in a child process, for the `code` reward.
+"""Run model-written Python against test cases, isolated by the OS, for the `code` reward.
 
-What protects the caller (the trainer) — these hold against any code:
-- a separate process in its own session, in a fresh temporary directory that is deleted after;
-  the whole process group is SIGKILLed after the run (stragglers included);
-- wall-clock limit (`timeout_s`) enforced by the parent, plus RLIMIT_CPU, RLIMIT_AS (memory),
-  RLIMIT_FSIZE (stdout/stderr and any file: huge output kills the child), RLIMIT_CORE = 0;
-- RLIMIT_NPROC = 0 (no fork, no threads) — enforced by the kernel only for non-root users: a root
-  process ignores it, so under root only the Python-level block below stops a fork bomb;
-- a minimal environment (no proxy settings, tokens or PYTHON* variables) and `python -I`.
+Each program runs under bubblewrap (`bwrap`), as an unprivileged user (uid/gid 65534) in new user,
+pid, network, ipc, uts and cgroup namespaces:
+- it sees a read-only view of the base Python installation (`sys.base_prefix`, not the venv) and
+  the system libraries it links, a fresh /proc and /dev, and a private writable tmpfs as its working
+  directory: not the project, not the data, not /home or /root, not the host's /proc or /etc;
+- it has no network at all (only the loopback of its own empty network namespace);
+- rlimits bound CPU time, address space, file size (so stdout too), open files and processes;
+  RLIMIT_NPROC counts the processes of the sandbox's own user namespace, and the sandbox's host
+  uid is never root (root ignores RLIMIT_NPROC): when the scorer runs as root, bwrap sets up the
+  namespaces as root, `setpriv` drops to uid 65534 and a second, unprivileged bwrap makes the user
+  namespace;
+- a wall-clock limit kills the bwrap process; its pid 1 dies with it (`--die-with-parent`) and the
+  kernel then kills every process of the pid namespace (setsid and double-forked children too);
+- `--new-session` (no terminal injection), `--clearenv` plus a minimal environment, `--disable-userns`
+  (no nested user namespaces), no capabilities and no_new_privs.
 
-What only deters accidental or learned misbehaviour — a Python audit hook (PEP 578) installed
-before the code runs. It refuses sockets (no network), fork/exec/subprocess/os.system, signals
-to other processes, ctypes symbol lookups and calls (importing ctypes works: numpy needs it),
-gc.get_objects-style heap walks, reading files outside the temporary directory and the Python
-installation, and writing or deleting outside the temporary directory. Audit hooks are not a
-security boundary (PEP 578 says so): a C extension, or code that defeats the interpreter, gets
-around them. For untrusted code at scale, run the trainer in a container with no network, or
-use a real sandbox service (verl's sandbox_fusion, nsjail, firejail).
+Inside, a Python audit hook (PEP 578) refuses sockets, subprocesses, signals, ctypes and writes
+outside the working directory. It is defence in depth only: code can switch it off (`import
+__main__`), and the tests do exactly that before every escape attempt.
+
+Without bwrap the code reward refuses to run unless the caller opts in with
+`sandbox="unsafe-subprocess"` (config `data.code_sandbox`): the program then runs in a plain child
+process with the same rlimits and the audit hook, which it can switch off; it can then read every
+file the trainer can read, use the network, and signal the trainer's processes (docs/sandbox.md).
 
 Verdicts: assert-style tests run in one process after the solution's module body, each under its
 own timer; the harness reports passes on a line tagged with a random nonce, so a program that
@@ -31,7 +38,9 @@ the nonce, and returning an object whose __eq__ is always True to an `assert f(x
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -41,19 +50,24 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-# The harness runs in the child before the solution. It reads its payload, deletes it, applies
-# the limits, installs the audit hook, and only then executes model code.
+logger = logging.getLogger(__name__)
+
+SANDBOX_MODES = ("bwrap", "unsafe-subprocess")
+SANDBOX_UID = 65534  # "nobody": owns no file on the host
+INSTALL_HINT = "install bubblewrap (`apt-get install bubblewrap`)"
+
+# The harness runs in the child before the solution. It reads its payload from the file descriptor in argv[1], closes it,
+# applies the rlimits, installs the audit hook, and only then executes model code.
 _HARNESS = r"""
 import builtins, json, os, resource, signal, sys, sysconfig
-_path = sys.argv[1]
-with open(_path) as _f:
+with os.fdopen(int(sys.argv[1])) as _f:
     _p = json.load(_f)
-os.unlink(_path)
 del _f
 _lim = _p["limits"]
 for _name, _val in (("RLIMIT_CPU", _lim["cpu_s"]), ("RLIMIT_AS", _lim["memory_bytes"]),
                     ("RLIMIT_FSIZE", _lim["max_output_bytes"]), ("RLIMIT_CORE", 0),
-                    ("RLIMIT_NPROC", 0)):
+                    ("RLIMIT_NOFILE", _lim["max_open_files"]),
+                    ("RLIMIT_NPROC", _lim["max_processes"])):
     try:
         _soft = _val
         _hard = _val + 1 if _name == "RLIMIT_CPU" else _val
@@ -145,12 +159,12 @@ _main(_p)
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Resource limits of one child process (units in the names)."""
+    """Resource limits of one sandboxed program (units in the names)."""
 
     timeout_s: float = field(
         default=10.0,
         metadata={
-            "help": "wall-clock limit per process (seconds); all assert tests of a completion share one process"
+            "help": "wall-clock limit per program (seconds); all assert tests of a completion share one program"
         },
     )
     cpu_s: int = field(default=5, metadata={"help": "RLIMIT_CPU per process (CPU seconds)"})
@@ -158,15 +172,31 @@ class SandboxLimits:
         default=1024, metadata={"help": "RLIMIT_AS per process (MiB of address space)"}
     )
     max_output_mb: float = field(
-        default=4.0, metadata={"help": "RLIMIT_FSIZE: largest stdout/file (MiB)"}
+        default=4.0,
+        metadata={"help": "RLIMIT_FSIZE: largest stdout or file (MiB); also the tmpfs size"},
     )
     test_timeout_s: float = field(
         default=3.0,
         metadata={"help": "timer for the module body and for each assert-style test (seconds)"},
     )
+    max_processes: int = field(
+        default=8,
+        metadata={
+            "help": "RLIMIT_NPROC: processes and threads of one sandbox (its user namespace)"
+        },
+    )
+    max_open_files: int = field(default=64, metadata={"help": "RLIMIT_NOFILE per process"})
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "cpu_s", "memory_mb", "max_output_mb", "test_timeout_s"):
+        for name in (
+            "timeout_s",
+            "cpu_s",
+            "memory_mb",
+            "max_output_mb",
+            "test_timeout_s",
+            "max_processes",
+            "max_open_files",
+        ):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"SandboxLimits.{name} must be > 0, got {value!r}")
@@ -237,6 +267,145 @@ def _same_output(got: str, expected: str) -> bool:
     return lines(got) == lines(expected)
 
 
+# --- isolation --------------------------------------------------------------------------------------
+
+
+class SandboxUnavailable(ValueError):
+    """bwrap is missing or cannot create namespaces here, and no unsafe opt-in was given (a
+    ValueError: the fix is in the setup or the config, and the CLI reports it as one line)."""
+
+
+def check_mode(sandbox: str) -> str:
+    """Validate a sandbox mode name; returns it."""
+    if sandbox not in SANDBOX_MODES:
+        raise ValueError(f"sandbox={sandbox!r} is not valid; expected one of {list(SANDBOX_MODES)}")
+    return sandbox
+
+
+def _interpreter() -> str:
+    # the base interpreter, not the venv's symlink: the venv is not mounted in the sandbox
+    exe = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    return exe if os.path.exists(exe) else os.path.realpath(sys.executable)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _mounts(work_mb: int) -> list[str]:
+    """bwrap arguments for the filesystem: the base Python, system libraries, helper binaries."""
+    base = os.path.realpath(sys.base_prefix)
+    wanted = [base, os.path.dirname(_interpreter())]
+    wanted += [d for d in ("/usr/lib", "/usr/lib64", "/usr/lib32") if os.path.isdir(d)]
+    wanted += [shutil.which(b) or "" for b in ("bwrap", "setpriv")]
+    args: list[str] = []
+    for link in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link) and link.startswith("/lib"):
+            wanted.append(link)
+    bound: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in wanted if p}):
+        if any(path == b or path.startswith(b + "/") for b in bound):
+            continue
+        bound.append(path)
+    made: set[str] = set()
+    for path in bound:
+        for parent in _ancestors(path):
+            # bwrap would copy the host's modes (/root is 0700): make every parent traversable
+            if parent not in made and not any(parent.startswith(b + "/") for b in bound):
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", parent]
+        args += ["--ro-bind", path, path]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    size = str(work_mb * 2**20)
+    args += ["--perms", "01777", "--size", size, "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    # the root and /dev are tmpfs without a size limit, owned by the sandbox user when bwrap runs
+    # unprivileged: read-only, so the size-limited /tmp is the only place a program can write
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+    return args
+
+
+def _env_args() -> list[str]:
+    args = ["--clearenv"]
+    for key, value in _child_env("/tmp").items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def bwrap_command(limits: SandboxLimits) -> list[str]:
+    """The argv prefix that runs a program under bwrap (the program's argv follows).
+
+    As root, the outer bwrap builds the namespaces and mounts, `setpriv` drops to uid 65534 with no
+    capabilities, and an inner unprivileged bwrap makes the user namespace: the program's host uid
+    is 65534, never 0 (RLIMIT_NPROC binds). As another user, one bwrap does everything and maps
+    uid 65534 in the sandbox to the caller's uid.
+    """
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(f"bwrap not found: {INSTALL_HINT}")
+    common = ["--die-with-parent", "--new-session"]
+    work_mb = max(1, int(limits.max_output_mb) + 1)
+    spaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    spaces += ["--unshare-cgroup-try", "--hostname", "sandbox"]
+    user = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    user += ["--disable-userns"]
+    if os.geteuid() != 0:
+        return [bwrap, *spaces, *user, *common, *_mounts(work_mb), *_env_args(), "--"]
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise SandboxUnavailable("setpriv (util-linux) not found: needed to drop root in bwrap")
+    drop = [setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups"]
+    drop += ["--inh-caps=-all", "--"]
+    inner = [bwrap, *user, *common, "--bind", "/", "/", "--chdir", "/tmp", "--"]
+    caps = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    outer = [bwrap, *spaces, *common, *caps, *_mounts(work_mb), *_env_args(), "--"]
+    return [*outer, *drop, *inner]
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """None when bwrap can run a sandbox here, else why not (probed once per process)."""
+    try:
+        argv = [*bwrap_command(SandboxLimits()), _interpreter(), "-I", "-c", "print('ok')"]
+        run = subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except SandboxUnavailable as e:
+        return str(e)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bwrap could not start: {e}"
+    if run.returncode != 0 or run.stdout.strip() != b"ok":
+        err = run.stderr.decode(errors="replace").strip().splitlines()
+        return f"bwrap cannot create a sandbox here: {err[-1] if err else f'exit {run.returncode}'}"
+    return None
+
+
+@functools.cache
+def _warn_unsafe() -> None:
+    logger.warning(
+        "code reward: sandbox='unsafe-subprocess' runs model code WITHOUT OS isolation: the "
+        "program can read every file this process can read (project, data, answers, home), use "
+        "the network, signal this user's processes and leave processes behind; the rlimits "
+        "and the audit hook it can switch off are all that stand in its way. %s for real isolation.",
+        INSTALL_HINT.capitalize(),
+    )
+
+
+def require_sandbox(sandbox: str) -> None:
+    """Raise SandboxUnavailable when `sandbox` cannot run here; warn once for the unsafe mode."""
+    check_mode(sandbox)
+    if sandbox == "unsafe-subprocess":
+        _warn_unsafe()
+        return
+    problem = bwrap_problem()
+    if problem is not None:
+        raise SandboxUnavailable(
+            f"the code reward runs programs under bubblewrap, but {problem}. Either {INSTALL_HINT}"
+            " (and allow user namespaces), or opt out of isolation explicitly with "
+            "data.code_sandbox=unsafe-subprocess (see docs/sandbox.md)."
+        )
+
+
 def _child_env(tmp: str) -> dict[str, str]:
     # only what an interpreter needs: no proxies, tokens, PYTHONPATH or CUDA settings leak in
     return {
@@ -251,9 +420,13 @@ def _child_env(tmp: str) -> dict[str, str]:
 
 
 def _run_child(
-    tmp: str, payload: dict, stdin_text: str | None, limits: SandboxLimits
+    tmp: str, payload: dict, stdin_text: str | None, limits: SandboxLimits, sandbox: str
 ) -> tuple[int | None, bytes]:
-    """Run the harness once; returns (exit code or None when killed for time, stdout bytes)."""
+    """Run the harness once; returns (exit code or None when killed for time, stdout bytes).
+
+    `tmp` is a host directory for the payload, stdin and stdout files; the sandboxed program never
+    sees it (it gets the three as open file descriptors).
+    """
     max_bytes = int(limits.max_output_mb * 2**20)
     payload = {
         **payload,
@@ -261,48 +434,65 @@ def _run_child(
             "cpu_s": int(limits.cpu_s),
             "memory_bytes": int(limits.memory_mb * 2**20),
             "max_output_bytes": max_bytes,
+            "max_open_files": int(limits.max_open_files),
+            "max_processes": int(limits.max_processes),
             "test_timeout_s": float(limits.test_timeout_s),
         },
     }
-    name = f"payload-{secrets.token_hex(8)}.json"
-    with open(os.path.join(tmp, name), "w") as f:
+    token = secrets.token_hex(8)
+    paths = {k: os.path.join(tmp, f"{k}-{token}") for k in ("payload", "stdin", "stdout")}
+    with open(paths["payload"], "w") as f:
         json.dump(payload, f)
-    out_path = os.path.join(tmp, f"stdout-{secrets.token_hex(8)}")
-    stdin_path = os.path.join(tmp, "stdin.txt")
-    with open(stdin_path, "w") as f:
+    with open(paths["stdin"], "w") as f:
         f.write(stdin_text or "")
-    with open(out_path, "wb") as out, open(stdin_path, "rb") as inp:
+    if sandbox == "bwrap":
+        prefix, cwd = [*bwrap_command(limits), _interpreter()], "/"
+    else:
+        prefix, cwd = [sys.executable], tmp
+    with (
+        open(paths["stdout"], "wb") as out,
+        open(paths["stdin"], "rb") as inp,
+        open(paths["payload"], "rb") as pay,
+    ):
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", _HARNESS, name],
-            cwd=tmp,
+            [*prefix, "-I", "-B", "-c", _HARNESS, str(pay.fileno())],
+            cwd=cwd,
             env=_child_env(tmp),
             stdin=inp,
             stdout=out,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            close_fds=True,
+            pass_fds=(pay.fileno(),),
         )
         try:
             rc: int | None = proc.wait(timeout=limits.timeout_s)
         except subprocess.TimeoutExpired:
             rc = None
         finally:
-            # the session's whole process group: a child that escaped our rlimits dies here too
+            # under bwrap: the sandbox's pid 1 dies with this process and takes the whole pid
+            # namespace with it; unsafe mode: the session's process group is all we can reach
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    with open(out_path, "rb") as f:
+    with open(paths["stdout"], "rb") as f:
         data = f.read(max_bytes + 1)
     return rc, data
 
 
-def run_tests(code: str, tests: TestCases, limits: SandboxLimits | None = None) -> list[bool]:
+def run_tests(
+    code: str, tests: TestCases, limits: SandboxLimits | None = None, sandbox: str = "bwrap"
+) -> list[bool]:
     """Run `code` against `tests` in the sandbox; one bool per test (all False on any failure).
 
-    Never raises for anything the code does (hang, crash, fork, memory or output bomb); only
-    when a process cannot be started at all (an OSError of this machine).
+    Args:
+        sandbox: "bwrap" (OS isolation, the default) or "unsafe-subprocess" (an explicit opt-in
+            to a plain child process; see the module docstring for what it does not protect).
+    Never raises for anything the code does (hang, crash, fork, memory or output bomb, escape
+    attempts); raises SandboxUnavailable when bwrap cannot run here, OSError when a process
+    cannot be started at all.
     """
     limits = limits or SandboxLimits()
+    require_sandbox(sandbox)
     if len(tests) == 0:
         return []
     tmp = tempfile.mkdtemp(prefix="labkit-sandbox-")
@@ -315,7 +505,7 @@ def run_tests(code: str, tests: TestCases, limits: SandboxLimits | None = None) 
                 "code": code,
                 "tests": list(tests.asserts),
             }
-            rc, out = _run_child(tmp, payload, None, limits)
+            rc, out = _run_child(tmp, payload, None, limits, sandbox)
             verdict = [False] * len(tests.asserts)
             tag = nonce.encode() + b" "
             lines = [line for line in out.splitlines() if line.startswith(tag)]
@@ -330,7 +520,7 @@ def run_tests(code: str, tests: TestCases, limits: SandboxLimits | None = None) 
         results = []
         for stdin_text, expected in tests.io:
             payload = {"nonce": "", "mode": "io", "code": code, "tests": []}
-            rc, out = _run_child(tmp, payload, stdin_text, limits)
+            rc, out = _run_child(tmp, payload, stdin_text, limits, sandbox)
             ok = rc == 0 and len(out) <= limits.max_output_mb * 2**20
             results.append(ok and _same_output(out.decode("utf-8", errors="replace"), expected))
         return results

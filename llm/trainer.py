@@ -24,12 +24,18 @@ Departures: the FlowRL baseline gets its learned log Z from a linear head on the
 token's final hidden state (FlowRL's ProjZ is an MLP over several layers).
 A non-finite loss or gradient norm stops the run with `NonFiniteError` before the optimizer step;
 checkpoints already written are left as they are.
+A step where no sample got a reward makes no update at all (reward functions run under a time
+limit and their errors score None: llm/rewards.py); trainer.max_skipped_steps of them in a row
+stop the run with `RewardError`. One process per output_dir (labkit.io.DirLock); resume=auto
+refuses a changed config unless trainer.allow_config_change, and skips corrupt checkpoints
+(docs/robustness.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import platform
 import time
@@ -41,19 +47,28 @@ import torch
 import torch.nn.functional as F
 
 from labkit.advantages import compute_advantages, group_stats
+from labkit.io import (
+    DirLock,
+    append_jsonl,
+    atomic_write,
+    check_output_dir,
+    provenance,
+    write_json,
+)
 from labkit.losses import compute_loss, masked_mean
 from llm import checkpoint as ckpt
 from llm.config import TrainConfig
 from llm.data import format_prompt, load_datasets, record_columns
 from llm.evaluate import evaluate_model, plot_eval, write_eval
-from llm.logging import METRICS_FILE, MetricsLogger, write_json_atomic
+from llm.logging import METRICS_FILE, MetricsLogger
 from llm.logprobs import completion_log_probs, rollout_is_weights
 from llm.models import load_model, load_tokenizer, pick_device
-from llm.rewards import RewardSet
+from llm.rewards import RewardError, RewardSet, with_code_sandbox
 from llm.rollout import RolloutBatch, derive_seed
 from llm.rollout_hf import HFGenerator
 from llm.rollout_vllm import logprob_mismatch  # no vllm import at module level
 
+logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
 # derive_seed purposes: each stream of randomness gets its own key
 DATA, SAMPLE, SHUFFLE = 1, 2, 3
@@ -85,6 +100,28 @@ class UpdateBatch:
         first = int((am[:, : self.n_prompt].sum(0) > 0).nonzero()[0])  # drop all-pad prompt columns
         end = self.n_prompt + c
         return ids[:, first:end], am[:, first:end], c
+
+
+# keys that do not change what a run computes: a resume may change them freely
+RESUME_FREE_KEYS = frozenset(
+    {
+        "trainer.resume",
+        "trainer.allow_config_change",
+        "trainer.progress_bar",
+        "trainer.logging_steps",
+    }
+)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"trainer": {"seed": 0}} -> {"trainer.seed": 0}."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _pad_to(x: Tensor | None, width: int) -> Tensor | None:
@@ -149,7 +186,12 @@ class Trainer:
         if not train_records:
             raise ValueError(f"data.dataset={cfg.data.dataset!r} holds no training records")
         self.train_records, self.eval_records = train_records, eval_records or []
-        self.rewards = RewardSet(cfg.data.reward_funcs, cfg.data.reward_weights)
+        self.rewards = RewardSet(
+            with_code_sandbox(cfg.data.reward_funcs, cfg.data.code_sandbox),
+            cfg.data.reward_weights,
+            timeout=cfg.data.reward_timeout_s,
+            max_stuck=cfg.data.reward_max_stuck,
+        )
         self.adv_config = cfg.algorithm.advantage_config()
         # extra trainable modules (FlowRL's log-partition head), saved with the checkpoint
         self.modules: dict[str, torch.nn.Module] = {}
@@ -172,6 +214,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.generator = self._make_generator()
         self.step = 0
+        self.skipped_in_a_row = 0  # steps whose rewards were all skipped (no update made)
         self._last_samples: tuple[list[dict], list[str], Tensor, Tensor] | None = None
 
     # --- setup helpers ----------------------------------------------------------------------
@@ -256,7 +299,8 @@ class Trainer:
         rollout = self.generator.generate(prompts, sampling)
         t_rollout = self._now()
 
-        # 3. rewards -> group advantages (NaN reward = skipped sample, advantage 0)
+        # 3. rewards -> group advantages (NaN reward = skipped sample, advantage 0), in float64:
+        # in float32 a reward of 1e30 squares to inf in the std and every advantage became 0
         group_records = [r for r in records for _ in range(G)]
         rewards, per_fn = self.rewards(
             [r["prompt"] for r in group_records], rollout.completions, record_columns(group_records)
@@ -264,10 +308,15 @@ class Trainer:
         advantages = compute_advantages(rewards, rollout.group_ids, self.adv_config)
         t_reward = self._now()
 
-        # 4.-5. pi_old / reference log-probs, then mu epochs of minibatch updates
-        batch = self._update_batch(rollout, advantages)
-        update_metrics = self._update(batch, step)
-        self.generator.sync_weights(self.model)
+        # 4.-5. pi_old / reference log-probs, then mu epochs of minibatch updates; a step with no
+        # scored sample makes none (AdamW would still apply weight decay and momentum)
+        if bool(torch.isnan(rewards).all()):
+            update_metrics = self._skip_update(step)
+        else:
+            self.skipped_in_a_row = 0
+            batch = self._update_batch(rollout, advantages.float())
+            update_metrics = {**self._update(batch, step), "skipped_step": 0.0}
+            self.generator.sync_weights(self.model)
         t_end = self._now()
 
         # 6. metrics (tensors; the logger syncs once)
@@ -294,6 +343,31 @@ class Trainer:
         self._last_samples = (group_records, rollout.completions, rewards, advantages)
         return metrics
 
+    def _skip_update(self, step: int) -> dict[str, Tensor | float]:
+        """Count a step whose rewards were all skipped; stop after trainer.max_skipped_steps."""
+        self.skipped_in_a_row += 1
+        limit = self.config.trainer.max_skipped_steps
+        why = "; ".join(f"{k}: {v}" for k, v in self.rewards.failures.items()) or "all None/NaN"
+        if self.skipped_in_a_row >= limit:
+            raise RewardError(
+                f"step {step}: no sample got a reward in {self.skipped_in_a_row} consecutive steps "
+                f"(trainer.max_skipped_steps={limit}; last: {why}); stopping. Check the reward "
+                f"functions data.reward_funcs={self.rewards.names}"
+            )
+        logger.warning(
+            "step %d: every sample's reward was skipped (%s); no optimizer step (%d in a row, "
+            "training stops at trainer.max_skipped_steps=%d)",
+            step,
+            why,
+            self.skipped_in_a_row,
+            limit,
+        )
+        return {
+            "actor/lr": self.scheduler.get_last_lr()[0],
+            "actor/num_updates": 0.0,
+            "skipped_step": 1.0,
+        }
+
     def _reward_metrics(
         self, rewards: Tensor, per_fn: dict[str, Tensor], group_ids: Tensor
     ) -> dict[str, Tensor]:
@@ -306,6 +380,7 @@ class Trainer:
             "frac_reward_skipped": (~valid).float().mean(),
         }
         for name, v in per_fn.items():
+            out[f"rewards/{name}/failed"] = torch.tensor(float(name in self.rewards.failures))
             vv = v[~torch.isnan(v)]
             out[f"rewards/{name}/mean"] = vv.mean() if vv.numel() else torch.tensor(float("nan"))
             out[f"rewards/{name}/std"] = vv.std() if vv.numel() > 1 else torch.tensor(0.0)
@@ -519,28 +594,51 @@ class Trainer:
                     "(trainer.resume=auto) to continue it, or choose another output_dir"
                 )
             return 0
-        path = ckpt.latest_checkpoint(out) if t.resume == "auto" else Path(t.resume)
-        if path is None:
-            return 0  # auto with nothing to resume: a fresh start
-        state = ckpt.load_checkpoint(
-            path,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            modules=self.modules,
-        )
-        self.generator.sync_weights(self.model)
-        return int(state["step"])
+        changes = self._config_changes(out) if t.resume == "auto" else {}
+        modules = {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+        if t.resume == "auto":
+            state = ckpt.load_latest_intact(out, **modules, modules=self.modules)
+        else:
+            state = ckpt.load_checkpoint(t.resume, **modules, modules=self.modules)
+        start = 0 if state is None else int(state["step"])
+        if changes:
+            append_jsonl(out / "config_changes.jsonl", {"step": start, "changes": changes})
+        if state is not None:
+            self.generator.sync_weights(self.model)
+        return start
+
+    def _config_changes(self, out: Path) -> dict[str, list[Any]]:
+        """Keys whose values differ from the run's saved config.json, as {key: [saved, new]};
+        raises ValueError listing them unless trainer.allow_config_change."""
+        saved_file = out / "config.json"
+        if not saved_file.is_file():
+            return {}
+        saved = _flatten(json.loads(saved_file.read_text())["config"])
+        new = _flatten(json.loads(json.dumps(self.config.to_dict())))  # tuples -> lists, as saved
+        changes = {
+            k: [saved.get(k), new.get(k)]
+            for k in sorted(saved.keys() | new.keys())
+            if k not in RESUME_FREE_KEYS and saved.get(k) != new.get(k)
+        }
+        if not changes:
+            return {}
+        listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in changes.items())
+        if not self.config.trainer.allow_config_change:
+            raise ValueError(
+                f"trainer.resume=auto: the config differs from the one saved in {saved_file} in "
+                f"{listed}; pass --allow-config-change (trainer.allow_config_change=true) to "
+                "resume with the new values, or choose another trainer.output_dir"
+            )
+        logger.warning("resuming %s with a changed config: %s", out, listed)
+        return changes
 
     def _write_config(self) -> None:
         out = Path(self.config.trainer.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            out / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
+        write_json(
+            out / "config.json",
+            {"config": self.config.to_dict(), "versions": _versions(), "provenance": provenance()},
         )
-        tmp = out / ".config.yaml.tmp"
-        tmp.write_text(self.config.to_yaml())
-        tmp.replace(out / "config.yaml")
+        atomic_write(out / "config.yaml", self.config.to_yaml())
 
     def save(self, step: int) -> Path:
         t = self.config.trainer
@@ -594,11 +692,20 @@ class Trainer:
         Returns the last step's metrics as floats.
         """
         t = self.config.trainer
+        # one process per run directory: a second one would interleave metrics.jsonl
+        lock = DirLock(check_output_dir(t.output_dir, "trainer.output_dir")).acquire()
+        try:
+            return self._train(until)
+        finally:
+            lock.release()
+
+    def _train(self, until: int | None) -> dict[str, float]:
+        t = self.config.trainer
         start = self._prepare_output_dir()
         self.step = start
         self._write_config()
         stop = t.max_steps if until is None else min(until, t.max_steps)
-        logger = MetricsLogger(
+        metrics_log = MetricsLogger(
             t.output_dir, t.max_steps, start, t.report_to, t.progress_bar, t.logging_steps
         )
         last: dict[str, float] = {}
@@ -608,11 +715,11 @@ class Trainer:
             for step in range(start + 1, stop + 1):
                 metrics = self.train_step(step)
                 self.step = step
-                last = logger.log(step, metrics)
+                last = metrics_log.log(step, metrics)
                 if t.log_completions_steps and step % t.log_completions_steps == 0:
                     recs, comps, rewards, adv = self._last_samples
                     k = min(t.num_completions_to_log, len(comps))
-                    logger.log_completions(
+                    metrics_log.log_completions(
                         step, [self.format(r) for r in recs[:k]], comps[:k], rewards[:k], adv[:k]
                     )
                 if self.on_step is not None:
@@ -626,5 +733,17 @@ class Trainer:
                 if self.config.eval.after_train:
                     self.evaluate("after")
         finally:
-            logger.close()
+            metrics_log.close()
         return last
+
+    def close(self) -> None:
+        """Release the rollout engine (vLLM holds GPU memory and worker processes)."""
+        close = getattr(self.generator, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -34,7 +34,7 @@ if ! pip_install --no-deps -c "$PINS" verl; then
     exit 3
 fi
 pip_install -c "$PINS" ray tensordict hydra-core omegaconf transformers codetiming datasets pillow \
-    numpy packaging pytest
+    numpy packaging pytest pytest-timeout
 # Fail here, not in the test, when the recipe stops producing a working env.
 "$VENV/bin/python" -c "import verl.trainer.ppo.core_algos, verl.workers.utils.losses, verl.utils.config"
 

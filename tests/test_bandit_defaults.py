@@ -1,6 +1,6 @@
 """What the defaults must show (issue: K = 50 trimodal, 4000 steps, Adam lr 5e-3, G = 64, eta = 1,
-pi_old fixed), trained through the same config that Figure 1 is drawn from. The README's table
-of these numbers comes from `lad figures all` + `lad bandit compare`."""
+pi_old fixed), trained through the same config that Figure 1 is drawn from. docs/bandit.md's
+table of these numbers comes from `lad figures all` + `lad figures summary`."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Theorem B.1 (method.md section 5), as read in bandit/theory.py: near pi_old, practical LAD / Z
+"""Theorem B.1 (docs/method.md section 5), as read in bandit/theory.py: near pi_old, practical LAD / Z
 and theoretical LAD differ by O(delta) in value and gradient, delta = KL(pi* || pi_old)."""
 
 import numpy as np

@@ -7,7 +7,7 @@ import torch
 
 from labkit import DIVERGENCES, get_divergence
 
-NAIVE = {  # f(x) as written in method.md section 6
+NAIVE = {  # f(x) as written in docs/method.md section 6
     "kl": lambda x: x * torch.log(x),
     "rkl": lambda x: -torch.log(x),
     "jeffreys": lambda x: (x - 1) * torch.log(x),

@@ -53,12 +53,11 @@ def test_tables_pivot_and_filter(tmp_path):
     np.testing.assert_allclose(mat, [[0.4, 0.1], [0.5, 0.2]])
     assert t.unique("objective") == ["lad", "reinforce"]
     assert len(t.where(divergence="")) == 1
+    # drop the first row (seed 1, step 0): a pivot with a hole must refuse, not return NaN
+    holey = Table({k: v[1:] for k, v in lad.columns.items()})
+    assert len(holey) == 3
     with pytest.raises(ValueError, match="missing some 'step' values"):
-        seed_matrix(
-            t.where(objective="lad", step=0).columns
-            and Table({**lad.columns, "seed": np.array([0, 0, 0, 1.0])}),
-            "tv",
-        )
+        seed_matrix(holey, "tv")
     with pytest.raises(ValueError, match="column 'nope' is not in the table"):
         t["nope"]
     with pytest.raises(FileNotFoundError):
@@ -115,13 +114,25 @@ def data_root(tmp_path_factory):
     return root
 
 
-def test_every_figure_builds_from_saved_results(data_root):
+def test_every_figure_builds_from_only_the_experiments_it_declares(data_root, tmp_path):
+    """A figure that reads an experiment missing from its `needs` fails here: `lad figures X
+    --replot` would otherwise pass the check in `draw` and crash mid-figure."""
+    import matplotlib.pyplot as plt
+
     for name in FIGURES:
-        fig = FIGURES.get(name).draw(data_root)
+        spec = FIGURES.get(name)
+        only = tmp_path / name
+        only.mkdir()
+        for experiment in spec.needs:
+            (only / experiment).symlink_to(data_root / experiment, target_is_directory=True)
+        fig = spec.draw(only)
         assert fig.axes, name
-        assert all(
-            set(FIGURES.get(name).needs) <= set(needed_experiments([name])) for name in FIGURES
-        )
+        plt.close(fig)
+
+
+def test_needed_experiments_lists_each_once_in_order():
+    assert needed_experiments(["refresh", "curves", "eta"]) == ["fig1", "onpolicy", "eta"]
+    assert needed_experiments(["weights"]) == []
 
 
 def test_fig1_says_which_grpo_it_drew(data_root):

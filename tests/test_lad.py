@@ -1,4 +1,4 @@
-"""Practical and theoretical LAD: gradients, special cases and minimisers (method.md sections 3-5)."""
+"""Practical and theoretical LAD: gradients, special cases and minimisers (docs/method.md sections 3-5)."""
 
 import math
 
@@ -47,7 +47,7 @@ def _agg_weights(mask, mode):
 @pytest.mark.parametrize("name", DIVS)
 def test_gradient_is_f_prime_times_grad_log_pi(name, level, mode):
     """d loss / d log pi = (aggregation weight) * r * f'(x), x = r e^{-a}: i.e. the policy
-    gradient weight f'(x) under pi_theta (method.md section 5)."""
+    gradient weight f'(x) under pi_theta (docs/method.md section 5)."""
     old, new, adv, mask = _batch()
     new.requires_grad_()
     cfg = LossConfig(divergence=name, eta=0.7, ratio_level=level, loss_agg_mode=mode)
@@ -90,7 +90,7 @@ def test_kl_at_ratio_one_is_policy_gradient_with_weight_a_over_eta():
 
 def test_js_at_ratio_one_transforms_the_advantage():
     """At r = 1 every LAD variant is a policy gradient with weight w(a) = -f'(e^{-a});
-    for js w(a) = (softplus(a) - log 2)/2 (method.md section 5)."""
+    for js w(a) = (softplus(a) - log 2)/2 (docs/method.md section 5)."""
     a = torch.linspace(-8, 8, 33, dtype=F64)
     old = torch.zeros(33, 1, dtype=F64)
     new = old.clone().requires_grad_()

@@ -6,9 +6,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from labkit import LossConfig
+from labkit import LossConfig, compute_loss
 from llm.config import AlgorithmConfig, TrainConfig
 from llm.config_loading import describe, load_config
 
@@ -141,11 +142,22 @@ def test_shipped_configs_load_and_round_trip(path, tmp_path):
     assert load_config(dumped) == cfg
 
 
-def test_algorithm_is_a_loss_config_subclass_with_the_same_defaults():
-    base, algo = LossConfig(), AlgorithmConfig()
-    for f in dataclasses.fields(LossConfig):
-        if f.name != "kappa":
-            assert getattr(algo, f.name) == getattr(base, f.name), f.name
+def test_the_trainers_default_objective_is_labkits_lad_at_kappa_4():
+    """The LLM trainer's default loss is labkit's default LossConfig at the paper's main setting
+    kappa = 4, field by field and as computed by labkit on the same tensors."""
+    algo, paper = AlgorithmConfig(), LossConfig(kappa=4.0)
+    assert {f.name: getattr(algo, f.name) for f in dataclasses.fields(LossConfig)} == (
+        dataclasses.asdict(paper)
+    )
+    g = torch.Generator().manual_seed(0)
+    old = -torch.rand(4, 6, generator=g, dtype=torch.float64)
+    new = old + 0.2 * torch.randn(4, 6, generator=g, dtype=torch.float64)
+    adv = torch.randn(4, 1, generator=g, dtype=torch.float64).expand(4, 6)
+    mask = torch.ones(4, 6)
+    mask[1, 4:] = 0
+    loss_algo, metrics_algo = compute_loss(old, new, adv, mask, algo)
+    loss_paper, metrics_paper = compute_loss(old, new, adv, mask, paper)
+    assert torch.equal(loss_algo, loss_paper) and metrics_algo.keys() == metrics_paper.keys()
 
 
 def test_cli_config_errors_are_one_line_exit_2():

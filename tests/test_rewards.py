@@ -1,13 +1,11 @@
-"""Rewards: math over many answer forms, reasoning-gym's own scorer, the code sandbox against
-adversarial completions, RewardSet's None/raise handling, load_reward and the verl adapter."""
+"""Rewards: math over many answer forms, reasoning-gym's own scorer, the code reward (its
+sandbox against hostile programs is tests/test_sandbox.py), RewardSet's None/raise handling,
+load_reward and the verl adapter."""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from llm.rewards import (
     verl_compute_score_adapter,
 )
 from llm.sandbox import SandboxLimits, TestCases, parse_tests, run_tests
+from tests.test_sandbox import require_bwrap
 
 DATA = Path(__file__).parent / "data"
 
@@ -153,21 +152,8 @@ def fenced(code: str) -> str:
     return f"Here is my solution:\n```python\n{code}\n```\n"
 
 
-def _children() -> list[int]:
-    """Live child processes of this process (from /proc)."""
-    me, kids = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                kids.append(int(entry))
-    return kids
-
-
 def test_code_reward_scores_correct_partial_and_missing_code():
+    require_bwrap()
     reward = code_reward(limits=ROOMY)
     strict = code_reward(limits=ROOMY, all_or_nothing=True)
     half = "def add(a, b):\n    return 3\n"  # passes the first test only
@@ -180,6 +166,7 @@ def test_code_reward_scores_correct_partial_and_missing_code():
 
 
 def test_code_reward_stdin_stdout_tests():
+    require_bwrap()
     reward = code_reward(limits=ROOMY)
     program = "a, b = map(int, input().split())\nprint(a + b)"
     tests = {"inputs": ["3 4\n", "10 -2\n"], "outputs": ["7\n", "8"]}
@@ -194,57 +181,8 @@ def test_code_reward_stdin_stdout_tests():
     ]
 
 
-def test_code_reward_adversarial_completions_score_zero_quickly(tmp_path):
-    secret = tmp_path / "secret.txt"
-    secret.write_text("s3cret")
-    outside = tmp_path / "pwned.txt"
-    before = set(_children())  # other tests may have left helpers (e.g. a tokenizer pool) running
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.settimeout(0.1)
-    port = server.getsockname()[1]
-    # each would pass both tests if it were not stopped, or tries to cheat its way to a pass
-    cases = {
-        "infinite loop": "while True:\n    pass\n" + ADD,
-        "sleep": "import time\ntime.sleep(1000)\n" + ADD,
-        "fork bomb": "import os\nwhile True:\n    os.fork()\n" + ADD,
-        "subprocess bomb": "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'pass'])\n"
-        + ADD,
-        "os.system": "import os\nos.system('echo hi')\n" + ADD,
-        "memory bomb": "x = bytearray(8 * 2**30)\n" + ADD,
-        "growing memory": "x = []\nwhile True:\n    x.append(' ' * 2**20)\n",
-        "huge print": "while True:\n    print('x' * 10000)\n",
-        "syntax error": "def add(a, b) return a + b",
-        "sys.exit(0) before tests": "import sys\nsys.exit(0)\n" + ADD,
-        "os._exit(0) before tests": "import os\nos._exit(0)\n" + ADD,
-        "prints PASS": "print('PASS')\nprint('2 passed')\n",
-        "reads a file outside": f"def add(a, b):\n    return a + b if open({str(secret)!r}).read() == 's3cret' else 0\n",
-        "writes a file outside": f"open({str(outside)!r}, 'w').write('x')\n" + ADD,
-        "network": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
-        + ADD,
-        "signals its parent": "import os\nos.kill(os.getppid(), 0)\n" + ADD,
-        "ctypes fork": "import ctypes\nctypes.CDLL(None).fork()\n" + ADD,
-        "raises": "raise RuntimeError('boom')\n" + ADD,
-    }
-    reward = code_reward(limits=FAST, max_workers=4)
-    start = time.monotonic()
-    scores = reward(
-        ["q"] * len(cases), [fenced(c) for c in cases.values()], tests=[ADD_TESTS] * len(cases)
-    )
-    elapsed = time.monotonic() - start
-    assert dict(zip(cases, scores, strict=True)) == dict.fromkeys(cases, 0.0)
-    assert elapsed < 60, f"adversarial batch took {elapsed:.1f}s"  # hangs would never return
-    assert not outside.exists()
-    with pytest.raises(TimeoutError):
-        server.accept()  # nothing ever connected
-    server.close()
-    assert set(_children()) <= before  # no process left behind
-    # and a correct solution still passes afterwards
-    assert code_reward(limits=ROOMY)(["q"], [fenced(ADD)], tests=[ADD_TESTS]) == [1.0]
-
-
 def test_sandbox_runs_numpy_and_limits_validate():
+    require_bwrap()
     code = "import numpy as np\ndef add(a, b):\n    return int(np.add(a, b))\n"
     assert run_tests(code, TestCases(asserts=tuple(ADD_TESTS)), ROOMY) == [True, True]
     with pytest.raises(ValueError, match="memory_mb"):
@@ -296,7 +234,7 @@ def boom(prompts, completions, **kw):
 def test_reward_set_weighted_nansum_and_none():
     rs = RewardSet([one, some_none, all_none], weights=[0.5, 2.0, 1.0])
     total, per = rs(["p"] * 3, ["a", "b", "c"], {"answer": ["1", "2", "3"]})
-    assert torch.allclose(total, torch.tensor([0.5, 4.5, 0.5]))
+    assert torch.allclose(total, torch.tensor([0.5, 4.5, 0.5], dtype=torch.float64))
     assert (
         per["some_none"][1] == 2.0
         and torch.isnan(per["some_none"][0])
@@ -311,7 +249,10 @@ def test_reward_set_logs_a_raising_function_and_keeps_going(caplog):
     rs = RewardSet([boom, one])
     with caplog.at_level(logging.WARNING, logger="llm.rewards"):
         total, per = rs(["p", "p"], ["a", "b"], {})
-    assert torch.equal(total, torch.tensor([1.0, 1.0])) and torch.isnan(per["boom"]).all()
+    assert (
+        torch.equal(total, torch.tensor([1.0, 1.0], dtype=torch.float64))
+        and torch.isnan(per["boom"]).all()
+    )
     assert (
         "'boom'" in caplog.text
         and "RuntimeError" in caplog.text
@@ -349,7 +290,9 @@ def test_reward_set_accepts_numpy_and_tensor_outputs_nan_as_none():
         return torch.tensor([0.5, 0.5, 0.5])
 
     total, per = RewardSet([as_numpy, as_tensor])(["p"] * 3, ["a", "b", "c"], {})
-    assert torch.allclose(total, torch.tensor([1.5, 0.5, 0.5])) and torch.isnan(per["as_numpy"][1])
+    assert torch.allclose(
+        total, torch.tensor([1.5, 0.5, 0.5], dtype=torch.float64)
+    ) and torch.isnan(per["as_numpy"][1])
 
 
 def test_reward_set_passes_columns_and_supports_async():
@@ -371,7 +314,7 @@ def test_reward_set_passes_columns_and_supports_async():
 def test_reward_set_on_built_ins_end_to_end():
     rs = RewardSet(["math_accuracy", "format"], weights=[1.0, 0.1])
     total, per = rs(["q"] * 3, ["\\boxed{5}", "5", "\\boxed{6}"], {"answer": ["5", "5", "5"]})
-    assert torch.allclose(total, torch.tensor([1.1, 1.0, 0.1]))
+    assert torch.allclose(total, torch.tensor([1.1, 1.0, 0.1], dtype=torch.float64))
     assert per["math_accuracy"].tolist() == [1.0, 1.0, 0.0]
 
 

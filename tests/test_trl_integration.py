@@ -87,7 +87,7 @@ def _args(tmp_path, **overrides) -> LADConfig:
         save_strategy="no",
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         dataloader_num_workers=0,
         seed=0,
         kappa=4.0,
@@ -250,7 +250,13 @@ def test_lad_trainer_needs_a_lad_config(tmp_path):
     from trl import GRPOConfig
 
     tokenizer = _tokenizer()
-    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        activation_checkpointing=False,
+    )
     with pytest.raises(ValueError, match="LADConfig"):
         LADTrainer(model=_tiny_model(tokenizer), reward_funcs=digit_reward, args=args)
 
