@@ -23,7 +23,6 @@ PENDING = {
     "docs/bandit-regimes.md",
     "docs/configs.md",
     "docs/explorer.md",
-    "docs/llm-demo.md",
     "docs/figures/regime.png",
 }
 
