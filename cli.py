@@ -722,18 +722,22 @@ def _parse_seeds(text: str) -> list[int]:
 @user_errors
 def llm_demo(
     quick: bool = typer.Option(
-        False, "--quick", help="CI size: one seed, 4 steps, 8 samples per prompt"
+        False, "--quick", help="CI size: two seeds, 4 steps, 8 samples per prompt"
     ),
     out: str = typer.Option("results/llm_demo", "--out", "-o", help="output directory"),
-    seeds: str | None = typer.Option(None, "--seeds", help="RL seeds, e.g. 0,1,2"),
+    seeds: str | None = typer.Option(None, "--seeds", help="RL seeds, e.g. 0,1,2 (default 0-9)"),
     sweep: str = typer.Option(
-        "main", help="main (GRPO, LAD-JS, LAD-KL), eta (LAD-JS over kappa) or divergence"
+        "main",
+        help="main (GRPO, LAD-JS), eta (LAD-JS over kappa), divergence, or mu "
+        "(GRPO and LAD-JS at 1, 2, 4, 8, 16 updates per rollout)",
     ),
     config: str | None = typer.Option(
         None, "--config", "-c", help="demo YAML (configs/llm/demo/demo.yaml)"
     ),
     methods: str | None = typer.Option(
-        None, "--methods", help="run only these methods of the config, e.g. grpo,lad_js"
+        None,
+        "--methods",
+        help="run only these methods of the config or sweep, e.g. grpo,lad_js or grpo_mu1,lad_js_mu1",
     ),
     train: list[str] | None = typer.Option(
         None,
@@ -742,15 +746,23 @@ def llm_demo(
     ),
     workers: int | None = typer.Option(None, "--workers", "-j", help="runs in parallel"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw OUT/figures"),
+    summarize: bool = typer.Option(
+        False,
+        "--summarize",
+        help="train nothing: rewrite OUT/summary.json (summary_<sweep>.json) from the saved results",
+    ),
 ) -> None:
-    """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU, minutes."""
+    """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU: paired
+    differences over seeds with bootstrap CIs, on held-out prompts."""
     import dataclasses
     import time
+    from pathlib import Path
 
+    from figures.llm_demo import block_mu, block_table, summary_file, write_summary
     from llm.demo import run_demo
-    from llm.demo_config import DemoConfig, results_file
+    from llm.demo_config import DemoConfig, results_file, sweep_config
 
-    cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
+    cfg = sweep_config(DemoConfig.from_yaml(config) if config else DemoConfig(), sweep)
     if quick:
         cfg = cfg.quick()
     if seeds is not None:
@@ -761,25 +773,24 @@ def llm_demo(
         cfg = dataclasses.replace(cfg, train=[*cfg.train, *train])
     if methods is not None:
         cfg = cfg.select(methods.replace(",", " ").split())
+    command = " ".join(["lad", *sys.argv[1:]])
     start = time.perf_counter()
-    results = run_demo(cfg, out, log=typer.echo, sweep=sweep)
-    n = results["eval_n"]
-    typer.echo(f"{'method':<18} avg@{n:<6} pass@{n:<5} distinct correct  coverage")
-    for method, s in results["summary"].items():
-        typer.echo(
-            f"{method:<18} {s[f'avg@{n}']['mean']:.3f}    {s[f'pass@{n}']['mean']:.3f}    "
-            f"{s['distinct_correct/mean']['mean']:.2f} ± {s['distinct_correct/mean']['std']:.2f}"
-            f"       {s['distinct_correct/coverage']['mean']:.3f}"
-        )
+    if not summarize:
+        run_demo(cfg, out, log=typer.echo, sweep=sweep, command=command)
+    write_summary(out, sweep, command=command)
+    if sweep in ("main", "mu"):
+        typer.echo((block_table if sweep == "main" else block_mu)(Path(out)))
+    if summarize:
+        typer.echo(f"{out}/{summary_file(sweep)}")
+        return
     if figures:
         from figures.llm import draw_all
 
-        written = draw_all(out, f"{out}/figures", " ".join(["lad", *sys.argv[1:]]))
+        written = draw_all(out, f"{out}/figures", command)
         typer.echo(f"figures: {', '.join(str(p) for p in written if p.suffix == '.png')}")
-    t = results["timing"]
     typer.echo(
-        f"done in {time.perf_counter() - start:.0f} s (cpu {t['cpu_s']:.0f} s); "
-        f"{out}/{results_file(sweep)}"
+        f"done in {time.perf_counter() - start:.0f} s; "
+        f"{out}/{results_file(sweep)}, {out}/{summary_file(sweep)}"
     )
 
 
