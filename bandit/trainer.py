@@ -364,6 +364,8 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     policies = np.zeros((len(snapshots), n_runs, k))
 
     def record(step: int, log_pi_old: Tensor) -> None:
+        if step not in log_index and step not in snap_index:
+            return  # most steps: nothing to compute
         log_pi = torch.log_softmax(logits.detach(), dim=-1)
         if step in log_index:
             metrics[log_index[step]] = (
