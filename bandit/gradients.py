@@ -58,8 +58,7 @@ def entry_weight(
     mode = config.loss_mode
     if mode == "lad":
         div = get_divergence(config.divergence)
-        a = adv * config.inverse_temperature
-        return lr.exp() * div.weight(lr - a, config.standardized)
+        return div.weighted_grad(lr, adv * config.inverse_temperature, config.standardized)
     ratio = torch.exp(lr.clamp(-_CLAMP, _CLAMP))
     c = -adv * ratio * _inside_clamp(lr)
     if mode == "reinforce":
@@ -107,6 +106,5 @@ def theoretical_grad(
     div = get_divergence(divergence)
     log_p = policy_distribution(log_pi, log_pi_old)
     log_q = advantage_distribution(advantages, eta)
-    p = log_p.exp()
-    c = p * div.weight(log_p - log_q, standardized)
-    return c - p * c.sum(-1, keepdim=True)
+    c = div.weighted_grad(log_p, log_q, standardized)
+    return c - log_p.exp() * c.sum(-1, keepdim=True)
