@@ -22,20 +22,27 @@ from pathlib import Path
 
 import torch
 
-from labkit import DIVERGENCES, LossConfig, get_divergence, get_policy_loss
+from labkit import DIVERGENCES, LossConfig, get_divergence, get_policy_loss, lad
 from labkit.io import provenance, write_json
-from labkit.losses import agg_loss, check_inputs, log_ratio
 
 RESULT = Path(__file__).parent / "results" / "loss_cost.json"
 TARGET_RATIO = 1.0
 
 
-def _lad_autograd(old, new, adv, mask, agg, cfg, metrics=False):
-    """The practical LAD loss (token ratios) with autograd through the perspective."""
-    adv, m = check_inputs(old, new, adv, mask)
-    lr = log_ratio(old.detach(), new, m, "token")
-    a = adv.detach() * cfg.inverse_temperature
-    return agg_loss(get_divergence(cfg.divergence).weighted(lr, a), m, agg), {}
+def _unfused(log_r, a, divergence, standardized=False):
+    """The perspective with autograd's backward (what lad_loss computed before the fused op)."""
+    return get_divergence(divergence).weighted(log_r, a.detach(), standardized)
+
+
+def _lad_autograd(*args, **kwargs):
+    """labkit's lad_loss, metrics included, with the fused op swapped for `_unfused`: the same
+    code but the backward."""
+    fused = lad.weighted_divergence
+    lad.weighted_divergence = _unfused
+    try:
+        return lad.lad_loss(*args, **kwargs)
+    finally:
+        lad.weighted_divergence = fused
 
 
 def _loss_fn(name: str):
