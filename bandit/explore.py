@@ -74,7 +74,9 @@ class ExploreGrid:
             if isinstance(v, list):
                 setattr(self, f.name, tuple(v))
         if not (isinstance(self.every, int) and 1 <= self.every <= self.steps):
-            raise ValueError(f"every={self.every!r} is not valid; expected an integer in [1, steps]")
+            raise ValueError(
+                f"every={self.every!r} is not valid; expected an integer in [1, steps]"
+            )
         for mu in self.refresh:
             if not (isinstance(mu, int) and mu >= 0):
                 raise ValueError(f"refresh={mu!r} is not valid; expected integers >= 0")
@@ -212,4 +214,3 @@ def result_dirs(out: Path) -> dict[str, Path]:
     if isinstance(runs, dict):  # a saved sweep, read in place
         return {k: Path(v) for k, v in runs.items()}
     return {name: out / "runs" / name for name in runs}
-
