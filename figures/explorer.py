@@ -42,7 +42,11 @@ METRICS = (
 SIDES = ("A", "B")
 COLORS = {"A": "#1f77b4", "B": "#d62728", "target": "#555555"}
 GRPO_EPS = 0.2
-DEFAULTS = {"A": ("grpo", 1.0, 0), "B": ("lad:js", 1.0, 0)}  # objective, eta, mu
+# the paper's Figure 1 setting where the grid has it: A = GRPO clipped, B = LAD-JS
+DEFAULTS = {
+    "A": {"objective": "grpo", "eta": "1", "mu": "0", "sampling": "G64"},
+    "B": {"objective": "lad:js", "eta": "1", "mu": "0", "sampling": "G64"},
+}
 
 
 def objective_id(objective: str, divergence: str) -> str:
@@ -127,8 +131,9 @@ def collect(grid_dir: str | Path) -> dict[str, Any]:
         axes["objective"], key=lambda o: (order.get(o.split(":")[0], 9), o.split(":")[-1])
     )
     data["objectives"] = [{"id": o, "label": objective_label(o)} for o in objectives]
-    data["etas"] = sorted(axes["eta"])
-    data["lrs"] = sorted(axes["lr"])
+    # axis values as the strings the keys use (the page never formats a number into a key)
+    data["etas"] = [_num(e) for e in sorted(axes["eta"])]
+    data["lrs"] = [_num(x) for x in sorted(axes["lr"])]
     data["mus"] = sorted(axes["mu"])
     data["samplings"] = sorted(axes["sampling"], key=lambda s: (s != "exact", len(s), s))
     data["seeds"] = sorted(axes["seed"])
@@ -337,9 +342,6 @@ def render(data: dict[str, Any]) -> str:
                 config={"displaylogo": False, "responsive": True},
             )
         )
-    start = {
-        side: dict(zip(("objective", "eta", "mu"), DEFAULTS[side], strict=True)) for side in SIDES
-    }
     page = _TEMPLATE
     for k, v in {
         "__POLICY__": divs[0],
@@ -347,7 +349,7 @@ def render(data: dict[str, Any]) -> str:
         "__DIVERGENCE__": divs[2],
         "__FIG2__": divs[3],
         "__DATA__": json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
-        "__DEFAULTS__": json.dumps(start),
+        "__DEFAULTS__": json.dumps(DEFAULTS),
         "__SCRIPT__": _SCRIPT,
     }.items():
         page = page.replace(k, v)
@@ -414,8 +416,8 @@ _SCRIPT = r"""
     return out; }
   const state = { step: 0, playing: null, landscape: Object.keys(DATA.landscapes)[0] };
   const AXES = [["objective", DATA.objectives.map(o => [o.id, o.label])],
-    ["eta", DATA.etas.map(v => [String(v), "η = " + v + "  (κ = " + (+(1 / v).toPrecision(3)) + ")"])],
-    ["lr", DATA.lrs.map(v => [String(v), "lr " + v])],
+    ["eta", DATA.etas.map(v => [v, "η = " + v + "  (κ = " + (+(1 / +v).toPrecision(3)) + ")"])],
+    ["lr", DATA.lrs.map(v => [v, "lr " + v])],
     ["mu", DATA.mus.map(v => [String(v), v === 0 ? "π_old fixed" : "μ = " + v + " (refresh every " + v + ")"])],
     ["sampling", DATA.samplings.map(v => [v, v === "exact" ? "exact expectation" : v.replace("G", "G = ") + " samples"])],
     ["seed", [["all", "all seeds: mean, min-max"]].concat(DATA.seeds.map(v => [String(v), "seed " + v]))]];
