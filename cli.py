@@ -494,14 +494,14 @@ def bandit_explore(
     open_page: bool = typer.Option(
         False, "--open", help="open the page in a web browser (else print its path)"
     ),
-    threads: int = _B_THREADS,
+    workers: int = typer.Option(
+        2, "--workers", "-j", help="processes that train the grid in parallel (one thread each)"
+    ),
 ) -> None:
     """Train a grid of configurations and write one offline, interactive HTML page of them."""
     import time
     import webbrowser
     from pathlib import Path
-
-    import torch
 
     from bandit import explore
     from figures import explorer
@@ -510,7 +510,6 @@ def bandit_explore(
         raise ValueError(
             f"give --landscape or --rewards, not both (got {landscape!r} and {rewards!r})"
         )
-    torch.set_num_threads(threads)
     start = time.perf_counter()
     root = Path(out)
     if grid is not None and Path(grid).is_dir():
@@ -525,7 +524,7 @@ def bandit_explore(
             landscapes=(landscape,) if landscape else None,
             rewards_file=rewards,
         )
-        explore.run_grid(spec, root, lambda name, done, total: None)
+        explore.run_grid(spec, root, workers=workers)
     page = explorer.write_page(root, root / "explorer.html")
     typer.echo(f"wrote {page} ({explorer.size_mb(page)} MB, {time.perf_counter() - start:.0f} s)")
     if open_page:

@@ -247,16 +247,8 @@ def run_explorer(out: Path, progress: Progress | None = None, steps: int | None 
     from bandit.explore import ExploreGrid, run_grid  # explore imports this module
 
     grid = ExploreGrid() if steps is None else ExploreGrid(steps=steps, every=max(1, steps // 4))
-    n = len(grid.settings()) + 1
-    done: list[str] = []
-
-    def tick(name: str, step: int, total: int) -> None:
-        if step == total and name not in done:
-            done.append(name)
-            if progress is not None:
-                progress(len(done), n)
-
-    run_grid(grid, out, tick)
+    # one process: `lad figures all` already runs its experiments in parallel workers
+    run_grid(grid, out, lambda _, done, total: progress and progress(done, total), workers=1)
 
 
 def run_experiment(

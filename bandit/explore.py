@@ -14,12 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from bandit import results
@@ -148,17 +151,39 @@ def load_grid(path: str | Path | None, **changes: Any) -> ExploreGrid:
 Progress = Callable[[str, int, int], None]
 
 
-def run_grid(grid: ExploreGrid, out: str | Path, progress: Progress | None = None) -> Path:
-    """Train every shared setting of the grid into out/runs/, the Figure 2 dynamics into
-    out/dynamics/, and write out/grid.json last (its presence marks a complete grid)."""
+def _train_one(config: BanditConfig, out: str) -> str:
+    # one process per core, one thread each: these tensors are small, threads only contend
+    torch.set_num_threads(1)
+    results.save(train(config), out, command=["lad", "bandit", "explore"])
+    return out
+
+
+def run_grid(
+    grid: ExploreGrid, out: str | Path, progress: Progress | None = None, workers: int = 2
+) -> Path:
+    """Train every shared setting of the grid into out/runs/ (in `workers` spawned processes;
+    every run is a function of its config and seed, so the files do not depend on workers),
+    the Figure 2 dynamics into out/dynamics/, and write out/grid.json last (its presence marks a
+    complete grid). progress(name, done, total) is called as each setting ends."""
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers={workers!r} is not valid; expected an integer >= 1")
     out = Path(out)
     configs = grid.configs()
-    for name, config in configs.items():
-        res = train(config, (lambda d, t, n=name: progress(n, d, t)) if progress else None)
-        results.save(res, out / "runs" / name, command=["lad", "bandit", "explore"])
+    jobs = {name: (config, str(out / "runs" / name)) for name, config in configs.items()}
+    if workers == 1:
+        for i, (name, job) in enumerate(jobs.items()):
+            _train_one(*job)
+            if progress is not None:
+                progress(name, i + 1, len(jobs))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_train_one, *job): name for name, job in jobs.items()}
+            for i, f in enumerate(as_completed(futures)):
+                f.result()
+                if progress is not None:
+                    progress(futures[f], i + 1, len(jobs))
     run_dynamics(grid.divergences, out / "dynamics")
-    if progress is not None:
-        progress("dynamics", 1, 1)
     write_json(
         out / GRID_FILE,
         {"grid": grid.to_dict(), "runs": list(configs), "provenance": provenance()},
