@@ -31,7 +31,7 @@ TINY = dict(
 def tiny_grid(tmp_path_factory):
     """A small grid, built once, with its page (shared with the browser tests)."""
     out = tmp_path_factory.mktemp("explorer")
-    run_grid(ExploreGrid(**TINY), out)
+    run_grid(ExploreGrid(**TINY), out, workers=1)
     explorer.write_page(out, out / "explorer.html")
     return out
 
