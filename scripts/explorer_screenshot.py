@@ -28,6 +28,7 @@ def screenshot(page: Path, out: Path, width: int = 1400, height: int = 1500) -> 
     ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.command_executor.client_config.timeout = 600  # a 15 MB page on a busy machine
     try:
         driver.get(page.resolve().as_uri())
         end = time.monotonic() + 120

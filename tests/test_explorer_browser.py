@@ -3,7 +3,6 @@ downloaded browser). Each control is changed as a user would, and the plotted da
 from plotly's graph divs, are compared with the saved run of that configuration."""
 
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -42,15 +41,11 @@ def page(tiny_grid):  # noqa: F811
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,2300"):
         opts.add_argument(arg)
-    # an explicit Service path: Selenium Manager never runs, nothing is downloaded. The
-    # driver's HTTP timeout (taken from the socket default) is raised from 120 s: on a loaded
-    # 2-core machine starting Chromium and parsing the page can take minutes
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(600)
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    finally:
-        socket.setdefaulttimeout(old)
+    # an explicit Service path: Selenium Manager never runs, nothing is downloaded
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    # selenium waits 120 s for each driver reply; on a loaded 2-core machine parsing the page
+    # can take longer
+    driver.command_executor.client_config.timeout = 600
     driver.set_script_timeout(60)
     driver.get((tiny_grid / "explorer.html").resolve().as_uri())
     _wait(driver, "return document.body.getAttribute('data-ready') === '1'", 300)
