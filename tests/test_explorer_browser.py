@@ -101,9 +101,9 @@ CONTROLS = [
     ("A-objective", "lad:kl"),
     ("B-objective", "lad_theory:js"),
     ("A-eta", "0.5"),
-    ("B-lr", "0.005"),
+    ("B-lr", "0.02"),
     ("A-mu", "5"),
-    ("B-sampling", "exact"),
+    ("B-sampling", "G16"),
     ("A-sampling", "G16"),
     ("A-seed", "1"),
     ("B-objective", "reinforce"),
@@ -128,9 +128,8 @@ def test_every_control_shows_the_saved_run(page, tiny_grid):  # noqa: F811
         _choose(page, element_id, value)
         _check(page, tiny_grid)
         after = [_traces(page, d) for d in ("policy", "curves")]
-        # a control that changes the configuration changes the picture (B's seeds are
-        # identical under the exact expectation, so picking one of them changes nothing)
-        assert (before != after) or element_id == "B-seed", element_id
+        # every choice differs from the one before it, so the picture must change
+        assert before != after, element_id
         seen.add(element_id.split("-")[-1])
     assert seen == {"landscape", "objective", "eta", "lr", "mu", "sampling", "seed"}
 
