@@ -10,15 +10,7 @@ from bandit.config import BanditConfig, expand_runs
 from bandit.trainer import OldPolicy, _groups, grad_per_run, loss_per_run, train
 from labkit import DIVERGENCES
 from labkit.config import AGG_MODES
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from tests.test_bandit_trainer import _one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 ALL = dict(
     objectives=("reinforce", "grpo", "kl_cov", "lad_theory", "lad"),
