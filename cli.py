@@ -532,6 +532,68 @@ def bandit_compare(
         typer.echo(f"wrote {csv_out}")
 
 
+@bandit_app.command("explore")
+@user_errors
+def bandit_explore(
+    grid: str | None = typer.Option(
+        None,
+        "--grid",
+        help="YAML file of grid fields (bandit/explore.py ExploreGrid; default: the built-in grid), or a saved sweep directory (lad bandit sweep --out) to show instead of training",
+    ),
+    landscape: str | None = typer.Option(
+        None, "--landscape", help="one built-in landscape instead of the grid's"
+    ),
+    rewards: str | None = typer.Option(
+        None, "--rewards", help="a reward vector file (.json, .csv, .npy) instead of landscapes"
+    ),
+    out: str = typer.Option(
+        "results/explorer", "--out", "-o", help="directory for the results and explorer.html"
+    ),
+    open_page: bool = typer.Option(
+        False, "--open", help="open the page in a web browser (else print its path)"
+    ),
+    workers: int = typer.Option(
+        2, "--workers", "-j", help="processes that train the grid in parallel (one thread each)"
+    ),
+) -> None:
+    """Train a grid of configurations and write one offline, interactive HTML page of them."""
+    import time
+    import webbrowser
+    from pathlib import Path
+
+    from bandit import explore
+    from figures import explorer
+
+    if landscape is not None and rewards is not None:
+        raise ValueError(
+            f"give --landscape or --rewards, not both (got {landscape!r} and {rewards!r})"
+        )
+    start = time.perf_counter()
+    root = Path(out)
+    if grid is not None and Path(grid).is_dir():
+        if landscape or rewards:
+            raise ValueError(
+                "--landscape and --rewards apply to a grid that is trained, not to a saved sweep"
+            )
+        explore.saved_sweep(Path(grid), root)
+    else:
+        spec = explore.load_grid(
+            grid,
+            landscapes=(landscape,) if landscape else None,
+            rewards_file=rewards,
+        )
+        explore.run_grid(spec, root, workers=workers)
+    page = explorer.write_page(root, root / "explorer.html")
+    typer.echo(f"wrote {page} ({explorer.size_mb(page)} MB, {time.perf_counter() - start:.0f} s)")
+    if open_page:
+        try:
+            webbrowser.get()
+        except webbrowser.Error:
+            typer.echo(f"no web browser found here: open {page.resolve().as_uri()}")
+            return
+        webbrowser.open(page.resolve().as_uri())
+
+
 # --- llm -------------------------------------------------------------------------------------
 
 _OVERRIDES_HELP = "config overrides section.field=value (CLI wins over the YAML), e.g. algorithm.divergence=kl trainer.seed=3"
@@ -809,6 +871,7 @@ _FIGURES = (
     ("surrogate", "Theorem B.1: practical vs theoretical LAD gap against the trust-region size"),
     ("landscapes", "the built-in reward landscapes and their P_A"),
     ("regime", "regime map: correct answers kept by GRPO and LAD against updates per rollout"),
+    ("explorer", "the interactive explorer page (explorer.html) of the default grid"),
 )
 _F_OUT = typer.Option(
     "results/figures", "--out", "-o", help="directory for the .png and .pdf files"

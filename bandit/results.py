@@ -72,14 +72,17 @@ def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = 
             w.writerow([*cells, str(step), *(_fmt(v) for v in result.metrics[li, ri])])
     metrics_text = buf.getvalue()
 
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*RUN_COLUMNS, "step", "arm", "prob"])
+    # the largest file (runs x steps x arms rows): lines joined directly, the same text csv.writer
+    # writes for these cells (none needs quoting), several times faster
+    lines = [",".join([*RUN_COLUMNS, "step", "arm", "prob"])]
+    prefixes = [",".join(cells) for cells in run_cells]
     for si, step in enumerate(result.snapshot_steps):
-        for ri, cells in enumerate(run_cells):
-            for arm, p in enumerate(result.policies[si, ri]):
-                w.writerow([*cells, str(step), str(arm), _fmt(p)])
-    policies_text = buf.getvalue()
+        for ri, prefix in enumerate(prefixes):
+            lines.extend(
+                f"{prefix},{step},{arm},{p:.6g}"
+                for arm, p in enumerate(result.policies[si, ri].tolist())
+            )
+    policies_text = "\n".join(lines) + "\n"
 
     meta = {
         "kind": "bandit",
@@ -140,20 +143,23 @@ def load(path: str | Path) -> Results:
     snaps = tuple(meta["snapshot_steps"])
     n_runs, k = len(runs), landscape.n_arms
     metrics = np.full((len(log_steps), n_runs, len(METRICS)), np.nan)
-    step_index = {int(s): i for i, s in enumerate(log_steps)}
-    with (path / "metrics.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            metrics[step_index[int(row["step"])], int(row["run"])] = [
-                float(row[m]) for m in METRICS
-            ]
+    cols = _columns(path / "metrics.csv", ("step", "run", *METRICS))
+    step_index = np.searchsorted(log_steps, cols[0])
+    metrics[step_index, cols[1].astype(int)] = np.stack(cols[2:], axis=-1)
     policies = np.full((len(snaps), n_runs, k), np.nan)
-    snap_index = {s: i for i, s in enumerate(snaps)}
-    with (path / "policies.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            policies[snap_index[int(row["step"])], int(row["run"]), int(row["arm"])] = float(
-                row["prob"]
-            )
+    step, run, arm, prob = _columns(path / "policies.csv", ("step", "run", "arm", "prob"))
+    policies[np.searchsorted(np.asarray(snaps), step), run.astype(int), arm.astype(int)] = prob
     return Results(path, config, landscape, runs, log_steps, metrics, snaps, policies)
+
+
+def _columns(path: Path, names: tuple[str, ...]) -> list[np.ndarray]:
+    """The named numeric columns of a CSV file as float arrays, parsed by numpy's C reader (a
+    grid's policies.csv has millions of rows; a csv.DictReader row by row is 4x slower)."""
+    with path.open(newline="") as fh:
+        header = next(csv.reader(fh))
+    idx = [header.index(n) for n in names]
+    table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=idx, dtype=float, ndmin=2)
+    return list(table.T)
 
 
 def final_rows(res: Results | BanditResult) -> list[dict[str, Any]]:
