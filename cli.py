@@ -18,6 +18,7 @@ import typer
 
 from bandit.config import BanditConfig
 from bandit.experiments import SweepRun
+from bandit.explore import ExploreGrid
 from bandit.regime import RegimeConfig
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
@@ -84,6 +85,7 @@ def info() -> None:
 CONFIGS = {
     "bandit": BanditConfig,
     "regime": RegimeConfig,
+    "explore": ExploreGrid,
     "llm": TrainConfig,
     "demo": DemoConfig,
     "figures": FigureRun,
@@ -157,6 +159,42 @@ def bandit_regime(
     done = lambda name: typer.echo(f"done: {name}")  # noqa: E731
     path = run_regime(config, out, workers, done, ["lad", *sys.argv[1:]])
     typer.echo(f"results: {path}/runs.csv, summary.json, config.json")
+
+
+@bandit_app.command("explore")
+@user_errors
+@config_options(ExploreGrid, only=("landscapes", "rewards_file"))
+def bandit_explore(
+    config: ExploreGrid,
+    config_given: list[str],
+    config_overrides: list[str],
+    grid: str | None = typer.Option(
+        None, help="YAML file of ExploreGrid fields, or a saved sweep (lad bandit sweep --out)"
+    ),
+    out: str = typer.Option("results/explorer", "--out", "-o", help="results and explorer.html"),
+    open_page: bool = typer.Option(False, "--open", help="open the page in a web browser"),
+    workers: int = typer.Option(2, "--workers", "-j", help="processes (one thread each)"),
+) -> None:
+    """Train a grid of configurations and write one offline, interactive HTML page of them."""
+    import time
+    from pathlib import Path
+
+    from bandit import explore
+    from figures import explorer
+
+    if {"landscapes", "rewards_file"} <= set(config_given):
+        raise ValueError("give --landscape or --rewards, not both")
+    start, root = time.perf_counter(), Path(out)
+    if grid is not None and Path(grid).is_dir():
+        if config_given:
+            raise ValueError("--landscape and --rewards apply to a grid that is trained")
+        explore.saved_sweep(Path(grid), root)
+    else:
+        explore.run_grid(load(ExploreGrid, grid, config_overrides), root, workers=workers)
+    page = explorer.write_page(root, root / "explorer.html")
+    typer.echo(f"wrote {page} ({explorer.size_mb(page)} MB, {time.perf_counter() - start:.0f} s)")
+    if open_page:
+        typer.echo(explorer.open_in_browser(page))
 
 
 @bandit_app.command("landscape")
@@ -334,21 +372,26 @@ _DEMO_OPTIONS = ("seeds", "warmup_correct_frac", "model_seed", "eval_n", "eval_e
 def llm_demo(
     config: DemoConfig,
     config_given: list[str],
-    quick: bool = typer.Option(False, "--quick", help="CI size: one seed, 4 steps, small evals"),
+    quick: bool = typer.Option(False, help="CI size: two seeds, 4 steps, small evaluations"),
     out: str = typer.Option("results/llm_demo", "--out", "-o", help="output directory"),
-    sweep: str = typer.Option("main", help="main (GRPO, LAD-JS, LAD-KL), eta or divergence"),
-    methods: str | None = typer.Option(None, help="run only these methods, e.g. grpo,lad_js"),
+    sweep: str = typer.Option("main", help="main (GRPO, LAD-JS), eta, divergence or mu"),
+    methods: str | None = typer.Option(None, help="only these methods, e.g. grpo,lad_js"),
     train: list[str] | None = typer.Option(
         None, help="extra trainer override for every method (repeatable), e.g. trainer.seed=1"
     ),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="draw OUT/figures"),
+    summarize: bool = typer.Option(False, help="train nothing: rewrite OUT/summary*.json"),
+    figures: bool = typer.Option(True, help="draw OUT/figures"),
 ) -> None:
-    """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU, minutes."""
+    """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU: paired
+    differences over seeds with bootstrap CIs, on held-out prompts."""
     import time
+    from pathlib import Path
 
-    from llm.demo import run_demo, summary_text
-    from llm.demo_config import results_file
+    from figures.llm_demo import block_mu, block_table, summary_file, write_summary
+    from llm.demo import run_demo
+    from llm.demo_config import results_file, sweep_config
 
+    config = sweep_config(config, sweep)
     if quick:  # the CI preset; options given on the command line still win
         given = {k: getattr(config, k) for k in config_given}
         config = dataclasses.replace(config.quick(), **given)
@@ -356,16 +399,21 @@ def llm_demo(
         config = dataclasses.replace(config, train=[*config.train, *train])
     if methods is not None:
         config = config.select(methods.replace(",", " ").split())
-    start = time.perf_counter()
-    results = run_demo(config, out, log=typer.echo, sweep=sweep)
-    typer.echo(summary_text(results))
-    if figures:
+    start, command = time.perf_counter(), _command_line()
+    if not summarize:
+        run_demo(config, out, log=typer.echo, sweep=sweep, command=command)
+    write_summary(out, sweep, command=command)
+    if sweep in ("main", "mu"):
+        typer.echo((block_table if sweep == "main" else block_mu)(Path(out)))
+    if figures and not summarize:
         from figures.llm import draw_all
 
-        written = draw_all(out, f"{out}/figures", _command_line())
+        written = draw_all(out, f"{out}/figures", command)
         typer.echo(f"figures: {', '.join(str(p) for p in written if p.suffix == '.png')}")
-    seconds, cpu = time.perf_counter() - start, results["timing"]["cpu_s"]
-    typer.echo(f"done in {seconds:.0f} s (cpu {cpu:.0f} s); {out}/{results_file(sweep)}")
+    files = f"{out}/{summary_file(sweep)}"
+    if not summarize:
+        files = f"{out}/{results_file(sweep)}, {files}"
+    typer.echo(f"done in {time.perf_counter() - start:.0f} s; {files}")
 
 
 # --- figures: one command per entry of figures/registry.py ----------------------------------

@@ -169,6 +169,12 @@ class BanditConfig:
         ),
     )
     dtype: str = field(default="float32", metadata=_h("float32 or float64"))
+    gradient: str = field(
+        default="closed",
+        metadata=_h(
+            "closed: the loss gradient w.r.t. the logits in closed form (fast); autograd: through the labkit loss (the reference)"
+        ),
+    )
     device: str = field(
         default="cpu",
         metadata=_h(
@@ -304,6 +310,7 @@ class BanditConfig:
             )
         need(0 <= self.mode_min_mass < 1, "mode_min_mass", "a number in [0, 1)")
         need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64")
+        need(self.gradient in ("closed", "autograd"), "gradient", "closed or autograd")
 
     def check_machine(self) -> None:
         """Checks of this machine, made when a run starts (never when a config is built, so

@@ -12,6 +12,7 @@ and writes result files into a directory. `lad figures` runs them, then draws fr
 |            | LAD (hellinger, js) from one start, and the practical loss on a grid (Figure 2)   |
 | surrogate  | Theorem B.1: loss and gradient gaps against the trust-region size (bandit/theory) |
 | landscapes | rewards, P_A and modes of every built-in landscape                              |
+| explorer   | the explorer page's default grid (bandit/explore.py)                            |
 """
 
 from __future__ import annotations
@@ -243,6 +244,15 @@ def run_landscapes(out: Path, progress: Progress | None = None, steps: int | Non
     atomic_write(out / "config.json", json.dumps(meta, indent=1) + "\n")
     if progress is not None:
         progress(1, 1)
+
+
+@_register("explorer", "the explorer page's default grid (bandit/explore.py)")
+def run_explorer(out: Path, progress: Progress | None = None, steps: int | None = None) -> None:
+    from bandit.explore import ExploreGrid, run_grid  # explore imports this module
+
+    grid = ExploreGrid() if steps is None else ExploreGrid(steps=steps, every=max(1, steps // 4))
+    # one process: `lad figures all` already runs its experiments in parallel workers
+    run_grid(grid, out, lambda _, done, total: progress and progress(done, total), workers=1)
 
 
 @dataclass

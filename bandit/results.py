@@ -73,14 +73,17 @@ def save(result: BanditResult, out_dir: str | Path, command: list[str] | None = 
             w.writerow([*cells, str(step), *(_fmt(v) for v in result.metrics[li, ri])])
     metrics_text = buf.getvalue()
 
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*RUN_COLUMNS, "step", "arm", "prob"])
+    # the largest file (runs x steps x arms rows): lines joined directly, the same text csv.writer
+    # writes for these cells (none needs quoting), several times faster
+    lines = [",".join([*RUN_COLUMNS, "step", "arm", "prob"])]
+    prefixes = [",".join(cells) for cells in run_cells]
     for si, step in enumerate(result.snapshot_steps):
-        for ri, cells in enumerate(run_cells):
-            for arm, p in enumerate(result.policies[si, ri]):
-                w.writerow([*cells, str(step), str(arm), _fmt(p)])
-    policies_text = buf.getvalue()
+        for ri, prefix in enumerate(prefixes):
+            lines.extend(
+                f"{prefix},{step},{arm},{p:.6g}"
+                for arm, p in enumerate(result.policies[si, ri].tolist())
+            )
+    policies_text = "\n".join(lines) + "\n"
 
     meta = {
         "kind": "bandit",
@@ -141,11 +144,12 @@ def load(path: str | Path) -> Results:
     snaps = tuple(meta["snapshot_steps"])
     n_runs, k = len(runs), landscape.n_arms
     metrics = np.full((len(log_steps), n_runs, len(METRICS)), np.nan)
-    m = read_table(path / "metrics.csv", keep_str=("objective", "divergence"))
-    steps = np.searchsorted(log_steps, m["step"])
-    metrics[steps, m["run"].astype(int)] = np.stack([m[name] for name in METRICS], axis=-1)
+    m = read_table(path / "metrics.csv", columns=("step", "run", *METRICS))
+    metrics[np.searchsorted(log_steps, m["step"]), m["run"].astype(int)] = np.stack(
+        [m[name] for name in METRICS], axis=-1
+    )
     policies = np.full((len(snaps), n_runs, k), np.nan)
-    p = read_table(path / "policies.csv", keep_str=("objective", "divergence"))
+    p = read_table(path / "policies.csv", columns=("step", "run", "arm", "prob"))
     snap = np.searchsorted(np.asarray(snaps), p["step"])
     policies[snap, p["run"].astype(int), p["arm"].astype(int)] = p["prob"]
     return Results(path, config, landscape, runs, log_steps, metrics, snaps, policies)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bandit import rng
+from bandit import gradients, rng
 from bandit.config import BanditConfig, RunSpec, expand_runs
 from bandit.landscapes import Landscape, get_landscape
 from bandit.metrics import METRICS, policy_metrics
@@ -233,6 +233,54 @@ def by_arm(config: BanditConfig, objective: str, n_arms: int) -> bool:
     )
 
 
+@dataclass
+class _Draw:
+    """What one step's losses read besides the logits, shared by the loss and its closed-form
+    gradient. weights (R, K): per-arm weights of the token-mean over arms (pi_old, or draw
+    counts), or None; arms (R, G) and adv (R, G): the samples, for groups that see them one by one
+    (None when no group does)."""
+
+    log_pi_old: Tensor
+    adv_full: Tensor
+    weights: Tensor | None
+    arms: Tensor | None
+    adv: Tensor | None
+
+
+def _draw(
+    config: BanditConfig,
+    groups: list[_Group],
+    old: OldPolicy,
+    rewards: Tensor,
+    seeds: Tensor,
+    step: int,
+) -> _Draw:
+    log_pi_old = old.log_prob
+    r = log_pi_old.shape[0]
+    baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
+    adv_full = rewards - baseline  # (R, K), exact
+    weights = log_pi_old.exp() if config.sampling == "exact" else None
+    arms = adv = None
+    if config.sampling == "sample":
+        g = config.num_generations
+        drawn = old.sample(seeds, step, g)
+        if any(grp.weighted for grp in groups):
+            weights = torch.zeros_like(log_pi_old).scatter_add_(
+                1, drawn, torch.ones_like(drawn, dtype=log_pi_old.dtype)
+            )
+        if any(grp.loss_config and not grp.weighted for grp in groups):
+            arms = drawn
+            reward = _sampled_rewards(config, rewards[arms], seeds, step)
+            if config.advantage == "exact":
+                adv = reward - baseline
+            else:
+                group_ids = torch.arange(r, device=seeds.device).repeat_interleave(g)
+                adv = compute_advantages(
+                    reward.flatten(), group_ids, AdvantageConfig(estimator=config.advantage)
+                ).view(r, g)
+    return _Draw(log_pi_old, adv_full, weights, arms, adv)
+
+
 def loss_per_run(
     config: BanditConfig,
     groups: list[_Group],
@@ -242,65 +290,93 @@ def loss_per_run(
     seeds: Tensor,
     step: int,
 ) -> Tensor:
-    """(R,) loss of every run at this step (differentiable in logits (R, K))."""
-    r = logits.shape[0]
+    """(R,) loss of every run at this step (differentiable in logits (R, K)): the reference
+    that `grad_per_run` computes the gradient of in closed form."""
+    d = _draw(config, groups, old, rewards, seeds, step)
     log_pi = torch.log_softmax(logits, dim=-1)
-    log_pi_old = old.log_prob
-    baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
-    adv_full = rewards - baseline  # (R, K), exact
-    # per-arm weights (R, K) for the token-mean over arms: pi_old (the expectation) or draw counts
-    weights = log_pi_old.exp() if config.sampling == "exact" else None
-    sampled = None  # per-sample (old log-probs, log-probs, advantages, mask), each (R, G, 1)
-    if config.sampling == "sample":
-        g = config.num_generations
-        arms = old.sample(seeds, step, g)
-        if any(grp.weighted for grp in groups):
-            weights = torch.zeros_like(log_pi_old).scatter_add_(
-                1, arms, torch.ones_like(arms, dtype=log_pi_old.dtype)
-            )
-        if any(grp.loss_config and not grp.weighted for grp in groups):
-            reward = _sampled_rewards(config, rewards[arms], seeds, step)
-            if config.advantage == "exact":
-                adv = reward - baseline
-            else:
-                group_ids = torch.arange(r, device=logits.device).repeat_interleave(g)
-                adv = compute_advantages(
-                    reward.flatten(), group_ids, AdvantageConfig(estimator=config.advantage)
-                ).view(r, g)
-            sampled = (
-                log_pi_old.gather(1, arms).unsqueeze(-1),
-                log_pi.gather(1, arms).unsqueeze(-1),
-                adv,
-                torch.ones(r, g, 1, dtype=logits.dtype, device=logits.device),
-            )
     losses = []
     for grp in groups:
         rows = grp.rows
         if grp.loss_config is None:
             loss = theoretical_lad_loss(
                 log_pi[rows],
-                log_pi_old[rows],
-                adv_full[rows],
+                d.log_pi_old[rows],
+                d.adv_full[rows],
                 grp.divergence,
                 grp.eta,
                 config.standardized,
             )
         elif grp.weighted:
             loss, _ = compute_loss(
-                log_pi_old[rows].unsqueeze(-1),
+                d.log_pi_old[rows].unsqueeze(-1),
                 log_pi[rows].unsqueeze(-1),
-                adv_full[rows],
-                weights[rows].unsqueeze(-1),
+                d.adv_full[rows],
+                d.weights[rows].unsqueeze(-1),
                 grp.loss_config,
                 metrics=False,  # sample means; the bandit logs exact metrics of its own
             )
         else:
-            old_lp, lp, adv, mask = sampled
+            arms = d.arms[rows]
+            lp = log_pi[rows].gather(1, arms).unsqueeze(-1)
             loss, _ = compute_loss(
-                old_lp[rows], lp[rows], adv[rows], mask[rows], grp.loss_config, metrics=False
+                d.log_pi_old[rows].gather(1, arms).unsqueeze(-1),
+                lp,
+                d.adv[rows],
+                torch.ones_like(lp),
+                grp.loss_config,
+                metrics=False,
             )
         losses.append(loss)
     return torch.cat(losses)
+
+
+@torch.no_grad()
+def grad_per_run(
+    config: BanditConfig,
+    groups: list[_Group],
+    logits: Tensor,
+    old: OldPolicy,
+    rewards: Tensor,
+    seeds: Tensor,
+    step: int,
+) -> Tensor:
+    """(R, K) gradient of `loss_per_run` w.r.t. the logits, in closed form (bandit/gradients.py):
+    no autograd graph. Equal to autograd's up to float rounding (tests/test_bandit_gradients.py)."""
+    d = _draw(config, groups, old, rewards, seeds, step)
+    log_pi = torch.log_softmax(logits, dim=-1)
+    pi = log_pi.exp()
+    grads = []
+    for grp in groups:
+        rows = grp.rows
+        if grp.loss_config is None:
+            grad = gradients.theoretical_grad(
+                log_pi[rows],
+                d.log_pi_old[rows],
+                d.adv_full[rows],
+                grp.divergence,
+                grp.eta,
+                config.standardized,
+            )
+        elif grp.weighted:
+            c = gradients.entry_weight(
+                grp.loss_config,
+                d.log_pi_old[rows].unsqueeze(-1),
+                log_pi[rows].unsqueeze(-1),
+                d.adv_full[rows].unsqueeze(-1),
+                d.weights[rows].unsqueeze(-1),
+            )
+            grad = gradients.weighted_grad(c.squeeze(-1), d.weights[rows], pi[rows])
+        else:
+            arms = d.arms[rows]
+            c = gradients.entry_weight(
+                grp.loss_config,
+                d.log_pi_old[rows].gather(1, arms).unsqueeze(-1),
+                log_pi[rows].gather(1, arms).unsqueeze(-1),
+                d.adv[rows].unsqueeze(-1),
+            )
+            grad = gradients.sampled_grad(c.squeeze(-1), arms, pi[rows])
+        grads.append(grad)
+    return torch.cat(grads)
 
 
 def prepare(config: BanditConfig) -> Landscape:
@@ -337,7 +413,7 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     log_pa = advantage_distribution(rewards.expand(n_runs, k), eta.unsqueeze(-1))
     groups = _groups(runs, config, eta, k)
 
-    logits = initial_logits(config, seeds, k, dtype).requires_grad_(True)
+    logits = initial_logits(config, seeds, k, dtype).requires_grad_(config.gradient == "autograd")
     adam = AdamState.zeros_like(logits.detach())
     log_steps = sorted({0, config.steps, *range(0, config.steps, config.log_every)})
     snapshots = config.snapshot_steps
@@ -353,8 +429,9 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
             raise NonFiniteError(_non_finite_message(runs, first_bad.cpu().numpy(), config))
 
     def record(step: int, log_pi_old: Tensor) -> None:
-        if step in log_index or step in snap_index:
-            check()
+        if step not in log_index and step not in snap_index:
+            return  # most steps: nothing to compute
+        check()
         log_pi = torch.log_softmax(logits.detach(), dim=-1)
         if step in log_index:
             metrics[log_index[step]] = (
@@ -378,10 +455,14 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
         due = [rows for p, rows in refresh_rows.items() if step > 1 and (step - 1) % p == 0]
         if due:
             old.refresh(logits, torch.stack(due).any(0))
-        loss = loss_per_run(config, groups, logits, old, rewards, seeds, step)
-        (grad,) = torch.autograd.grad(loss.sum(), logits)
-        bad = ~(torch.isfinite(loss) & torch.isfinite(grad).all(-1))
-        first_bad = torch.where(bad & (first_bad == 0), step, first_bad)
+        if config.gradient == "closed":
+            grad = grad_per_run(config, groups, logits, old, rewards, seeds, step)
+            finite = torch.isfinite(grad).all(-1)
+        else:
+            loss = loss_per_run(config, groups, logits, old, rewards, seeds, step)
+            (grad,) = torch.autograd.grad(loss.sum(), logits)
+            finite = torch.isfinite(loss) & torch.isfinite(grad).all(-1)
+        first_bad = torch.where(~finite & (first_bad == 0), step, first_bad)
         if config.optimizer == "adam":
             adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps)
         else:

@@ -2,7 +2,9 @@
 
 Both compute the same thing: practical LAD (js, eta = 1) on the trimodal landscape, K = 50 arms,
 G = 64 samples per step from a fixed uniform pi_old, Adam lr 5e-3, one run per seed.
-- vectorised: `bandit.trainer.train` with R runs in one batched computation per step;
+- vectorised: `bandit.trainer.train` with R runs in one batched computation per step, with the
+  loss gradient in closed form (`gradient="closed"`, the default) and through autograd
+  (`gradient="autograd"`, the reference), timed side by side;
 - loop: for each run, a textbook loop a user would write: a (K,) logit vector, torch.optim.Adam,
   the same counter-based draws (bandit.rng, keyed on the seed) and labkit's `lad_loss` on (G, 1)
   inputs, one run after another.
@@ -15,6 +17,8 @@ simulator on a GPU (the draws are the same as on the CPU).
 
     python bench/bandit_speed.py [--sizes 1,4,16,64,256,1024,4096] [--threads 1,2]
         [--device cpu] [--out bench/results/bandit_speed.json]
+
+`report_markdown()` renders the committed JSON as a table (for `lad report`).
 """
 
 from __future__ import annotations
@@ -31,14 +35,24 @@ from bandit.config import BanditConfig
 from bandit.landscapes import get_landscape
 from bandit.trainer import OldPolicy, train
 from labkit import LossConfig, lad_loss
-from labkit.io import write_json
+from labkit.io import provenance, write_json
+
+GRADIENTS = ("closed", "autograd")
+RESULT = Path(__file__).parent / "results" / "bandit_speed.json"
 
 
-def vectorised(r: int, steps: int, device: str) -> tuple[float, torch.Tensor]:
+def vectorised(
+    r: int, steps: int, device: str, gradient: str = "closed"
+) -> tuple[float, torch.Tensor]:
     """(seconds, final policies (R, K)) of R runs trained together (train() returns after copying
     its results to the host, so a GPU timing includes every kernel)."""
     config = BanditConfig(
-        n_seeds=r, steps=steps, log_every=steps, policy_steps=(steps,), device=device
+        n_seeds=r,
+        steps=steps,
+        log_every=steps,
+        policy_steps=(steps,),
+        device=device,
+        gradient=gradient,
     )
     t0 = time.perf_counter()
     res = train(config)
@@ -100,46 +114,39 @@ def main() -> None:
     vectorised(2, 2, args.device)  # warm-up: imports, allocator, CUDA context
     loop_best, loop_pol = float("inf"), None
     rows = []
+    cols = [(g, th) for g in GRADIENTS for th in thread_counts]
     for r in sizes:
         row: dict = {"R": r}
-        best = dict.fromkeys(thread_counts, float("inf"))
+        best = dict.fromkeys(cols, float("inf"))
+        pols = {}
         for _ in range(args.repeats):
-            for th in thread_counts:
+            for g, th in cols:
                 torch.set_num_threads(th)
-                sec, pol = vectorised(r, args.steps, args.device)
-                best[th] = min(best[th], sec)
+                sec, pols[g] = vectorised(r, args.steps, args.device, g)
+                best[g, th] = min(best[g, th], sec)
             torch.set_num_threads(1)
             lsec, loop_pol = loop(args.loop_runs, args.steps)
             loop_best = min(loop_best, lsec)
-        for th in thread_counts:
-            row[f"vectorised_run_steps_per_s_{th}t"] = r * args.steps / best[th]
-        if r >= args.loop_runs:
-            row["max_abs_diff_vs_loop"] = float((pol[: args.loop_runs] - loop_pol).abs().max())
-        rows.append(row)
-        rates = "  ".join(
-            f"{th} thread(s): {row[f'vectorised_run_steps_per_s_{th}t']:,.0f}"
-            for th in thread_counts
+        for g, th in cols:
+            row[f"{g}_run_steps_per_s_{th}t"] = r * args.steps / best[g, th]
+        row["max_abs_diff_closed_vs_autograd"] = float(
+            (pols["closed"] - pols["autograd"]).abs().max()
         )
-        print(f"R={r:5d}  vectorised run-steps/s  {rates}", flush=True)
+        if r >= args.loop_runs:
+            row["max_abs_diff_vs_loop"] = float(
+                (pols["closed"][: args.loop_runs] - loop_pol).abs().max()
+            )
+        rows.append(row)
+        rates = "  ".join(f"{g} {th}t: {row[f'{g}_run_steps_per_s_{th}t']:,.0f}" for g, th in cols)
+        print(f"R={r:5d}  run-steps/s  {rates}", flush=True)
     loop_rate = args.loop_runs * args.steps / loop_best
     for row in rows:
         row["loop_run_steps_per_s"] = loop_rate
-        best_vec = max(v for k, v in row.items() if k.startswith("vectorised"))
-        row["speedup"] = best_vec / loop_rate
+        best_closed = max(row[f"closed_run_steps_per_s_{th}t"] for th in thread_counts)
+        best_auto = max(row[f"autograd_run_steps_per_s_{th}t"] for th in thread_counts)
+        row["speedup_vs_loop"] = best_closed / loop_rate
+        row["closed_over_autograd"] = best_closed / best_auto
     print(f"loop (1 thread): {loop_rate:,.0f} run-steps/s")
-    print(
-        f"{'R':>5} | "
-        + " | ".join(f"vectorised {t}t" for t in thread_counts)
-        + " | speedup vs loop | max |policy diff|"
-    )
-    for row in rows:
-        vec = " | ".join(
-            f"{row[f'vectorised_run_steps_per_s_{t}t']:>13,.0f}" for t in thread_counts
-        )
-        diff = row.get("max_abs_diff_vs_loop")
-        print(
-            f"{row['R']:>5} | {vec} | {row['speedup']:>15,.0f}x | {'' if diff is None else f'{diff:.1e}'}"
-        )
     result = {
         "benchmark": "bandit_speed",
         "command": "python bench/bandit_speed.py "
@@ -157,6 +164,7 @@ def main() -> None:
             "device": args.device,
             "repeats": args.repeats,
             "loop_runs": args.loop_runs,
+            "note": "closed and autograd timed interleaved in one run (a shared machine: compare ratios)",
         },
         "machine": {
             "platform": platform.platform(),
@@ -168,6 +176,7 @@ def main() -> None:
             "loadavg_after": os.getloadavg(),
         },
         "rows": rows,
+        "provenance": provenance(),
     }
     write_json(Path(args.out), result)
     print(f"wrote {args.out}")

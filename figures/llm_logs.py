@@ -136,17 +136,21 @@ def final_values(runs: Sequence[RunLog], key: str) -> np.ndarray:
     return np.asarray([r.final[key] for r in runs if r.final.get(key) is not None], dtype=float)
 
 
-def diversity_at_accuracy(run: RunLog, level: float, key: str = "distinct_correct/mean") -> float:
-    """`key` where the run's accuracy (avg@n along its eval curve) first reaches `level`, linearly
-    interpolated between the two evaluations around the crossing; NaN if it never does."""
-    n = n_of(run.curve[0])
-    acc = [c[f"avg@{n}"] for c in run.curve]
-    val = [c[key] for c in run.curve]
+def value_at_accuracy(acc: Sequence[float], val: Sequence[float], level: float) -> float:
+    """`val` where `acc` (an eval curve's accuracy) first reaches `level`, linearly interpolated
+    between the two evaluations around the crossing; NaN if it never does."""
     for i in range(1, len(acc)):
         if acc[i - 1] <= level <= acc[i] and acc[i] > acc[i - 1]:
             t = (level - acc[i - 1]) / (acc[i] - acc[i - 1])
             return float(val[i - 1] + t * (val[i] - val[i - 1]))
     return float(val[0]) if acc[0] == level else float("nan")
+
+
+def diversity_at_accuracy(run: RunLog, level: float, key: str = "distinct_correct/mean") -> float:
+    """`key` of the run's eval curve where its accuracy (avg@n) first reaches `level`
+    (`value_at_accuracy`); NaN if it never does."""
+    n = n_of(run.curve[0])
+    return value_at_accuracy([c[f"avg@{n}"] for c in run.curve], [c[key] for c in run.curve], level)
 
 
 def matched_accuracy(groups: dict[str, list[RunLog]]) -> float:

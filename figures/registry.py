@@ -30,7 +30,9 @@ class FigureSpec:
     name: str
     description: str
     needs: tuple[str, ...]
-    draw: Callable[[Path], Figure]
+    draw: Callable[[Path], Figure] | None
+    # a figure that is not a matplotlib Figure (the explorer page): write(data_root, out_dir)
+    write: Callable[[Path, Path], list[Path]] | None = None
 
 
 FIGURES: Registry[FigureSpec] = Registry("figure", "figure")
@@ -77,9 +79,19 @@ class FigureRun:
 
 
 def _add(
-    name: str, description: str, needs: tuple[str, ...], draw: Callable[[Path], Figure]
+    name: str,
+    description: str,
+    needs: tuple[str, ...],
+    draw: Callable[[Path], Figure] | None,
+    write: Callable[[Path, Path], list[Path]] | None = None,
 ) -> None:
-    FIGURES.add(name, FigureSpec(name, description, needs, draw))
+    FIGURES.add(name, FigureSpec(name, description, needs, draw, write))
+
+
+def _explorer_page(data_root: Path, out_dir: Path) -> list[Path]:
+    from figures import explorer  # plotly is imported only when the page is written
+
+    return [explorer.write_page(data_root / "explorer", out_dir / "explorer.html")]
 
 
 _add(
@@ -129,6 +141,13 @@ _add(
     "the built-in reward landscapes and their P_A",
     ("landscapes",),
     bandit_policies.figure_landscapes,
+)
+_add(
+    "explorer",
+    "the interactive explorer page (explorer.html) of the default grid",
+    ("explorer",),
+    None,
+    _explorer_page,
 )
 
 
@@ -224,6 +243,8 @@ def draw(
         raise FileNotFoundError(
             f"figure {name!r} reads {', '.join(str(root / e) for e in missing)}, which does not exist; run without --replot to create it"
         )
+    if spec.write is not None:
+        return spec.write(root, Path(out_dir))
     return style.save(spec.draw(root), Path(out_dir) / name, command=command)
 
 

@@ -43,6 +43,7 @@ SOURCES = (
 # single renderers: block name -> "module:function"
 FUNCTIONS = {
     "sandbox-overhead": "bench.sandbox_overhead:report_markdown",
+    "explorer-build": "bench.explorer_build:report_markdown",
     "config-bandit": "bandit.config:reference_markdown",
     "config-llm": "llm.config:reference_markdown",
     "config-demo": "llm.demo_config:reference_markdown",

@@ -34,6 +34,9 @@ class Divergence:
         name: registry key.
         perspective: (log_p, log_q) -> q·f(p/q), elementwise, broadcasting.
         derivative: log_x -> f'(x), elementwise; at a kink (tv at x = 1) the subgradient 0.
+        grad_log_p: (log_p, log_q) -> d perspective / d log_p = p·f'(p/q), written per
+            divergence so that it stays finite wherever the perspective is (p·f' as a product
+            of exp(log p) and f' would overflow first: rkl's is -q, not p·(-q/p)).
         fprime_at_1: f'(1), used by the standardised form f(x) - f'(1)(x - 1).
         strict: the paper's "strict" group (tv, hellinger, js); False for kl, rkl, jeffreys.
         group: "strict", "non-strict" or "extra" (pearson, neyman).
@@ -44,6 +47,7 @@ class Divergence:
     derivative: Callable[[Tensor], Tensor]
     fprime_at_1: float
     group: str
+    grad_log_p: Callable[[Tensor, Tensor], Tensor]
 
     @property
     def strict(self) -> bool:
@@ -64,6 +68,14 @@ class Divergence:
             out = out - self.fprime_at_1 * (log_p.exp() - log_q.exp())
         return out
 
+    def weighted_grad(self, log_p: Tensor, log_q: Tensor, standardized: bool = False) -> Tensor:
+        """d weighted(log_p, log_q) / d log_p = p·f'(p/q) (minus f'(1)·p when standardised):
+        the closed-form backward of the LAD losses (log_q carries no gradient in them)."""
+        out = self.grad_log_p(log_p, log_q)
+        if standardized and self.fprime_at_1 != 0.0:
+            out = out - self.fprime_at_1 * log_p.exp()
+        return out
+
     def weight(self, log_x: Tensor, standardized: bool = False) -> Tensor:
         """f'(x) from log x: the per-sample policy-gradient weight of LAD (docs/method.md section 5)."""
         w = self.derivative(log_x)
@@ -73,8 +85,8 @@ class Divergence:
 DIVERGENCES: Registry[Divergence] = Registry("f-divergence", "divergence")
 
 
-def _add(name: str, perspective, derivative, fprime_at_1: float, group: str) -> None:
-    DIVERGENCES.add(name, Divergence(name, perspective, derivative, fprime_at_1, group))
+def _add(name: str, perspective, derivative, fprime_at_1: float, group: str, grad) -> None:
+    DIVERGENCES.add(name, Divergence(name, perspective, derivative, fprime_at_1, group, grad))
 
 
 def _exp(t: Tensor) -> Tensor:
@@ -82,9 +94,23 @@ def _exp(t: Tensor) -> Tensor:
 
 
 # f(x) = x log x
-_add("kl", lambda lp, lq: _exp(lp) * (lp - lq), lambda lx: lx + 1.0, 1.0, "non-strict")
+_add(
+    "kl",
+    lambda lp, lq: _exp(lp) * (lp - lq),
+    lambda lx: lx + 1.0,
+    1.0,
+    "non-strict",
+    lambda lp, lq: _exp(lp) * (lp - lq + 1.0),
+)
 # f(x) = -log x
-_add("rkl", lambda lp, lq: _exp(lq) * (lq - lp), lambda lx: -torch.exp(-lx), -1.0, "non-strict")
+_add(
+    "rkl",
+    lambda lp, lq: _exp(lq) * (lq - lp),
+    lambda lx: -torch.exp(-lx),
+    -1.0,
+    "non-strict",
+    lambda lp, lq: -_exp(lq).expand(torch.broadcast_shapes(lp.shape, lq.shape)),
+)
 # f(x) = (x - 1) log x
 _add(
     "jeffreys",
@@ -92,9 +118,17 @@ _add(
     lambda lx: lx + 1.0 - torch.exp(-lx),
     0.0,
     "non-strict",
+    lambda lp, lq: _exp(lp) * (lp - lq + 1.0) - _exp(lq),
 )
 # f(x) = |x - 1|
-_add("tv", lambda lp, lq: (_exp(lp) - _exp(lq)).abs(), lambda lx: torch.sign(lx), 0.0, "strict")
+_add(
+    "tv",
+    lambda lp, lq: (_exp(lp) - _exp(lq)).abs(),
+    lambda lx: torch.sign(lx),
+    0.0,
+    "strict",
+    lambda lp, lq: _exp(lp) * torch.sign(lp - lq),
+)
 # f(x) = (sqrt x - 1)^2
 _add(
     "hellinger",
@@ -102,6 +136,7 @@ _add(
     lambda lx: 1.0 - torch.exp(-0.5 * lx),
     0.0,
     "strict",
+    lambda lp, lq: _exp(lp) - torch.exp(0.5 * (lp + lq)),
 )
 
 
@@ -113,7 +148,14 @@ def _js(lp: Tensor, lq: Tensor) -> Tensor:
     return 0.5 * ((p + _exp(lq)) * (LOG2 - F.softplus(z)) + p * z)
 
 
-_add("js", _js, lambda lx: 0.5 * (LOG2 - F.softplus(-lx)), 0.0, "strict")
+_add(
+    "js",
+    _js,
+    lambda lx: 0.5 * (LOG2 - F.softplus(-lx)),
+    0.0,
+    "strict",
+    lambda lp, lq: 0.5 * _exp(lp) * (LOG2 - F.softplus(lq - lp)),
+)
 # Squares of sqrt(q)·expm1(..) below: accurate near x = 1, and no intermediate exceeds the result.
 # f(x) = (x - 1)^2
 _add(
@@ -122,7 +164,18 @@ _add(
     lambda lx: 2.0 * torch.expm1(lx),
     0.0,
     "extra",
+    lambda lp, lq: 2.0 * _exp(lp) * torch.expm1(lp - lq),
 )
+
+
+def _neyman_grad(lp: Tensor, lq: Tensor) -> Tensor:
+    # p f'(p/q) = p - q^2/p = -(sqrt(p) expm1(y)) (sqrt(p) (expm1(y) + 2)), y = log q - log p:
+    # expm1(2y) split in two so that no factor overflows before the product does
+    e = torch.expm1(lq - lp)
+    s = torch.exp(0.5 * lp)
+    return -(s * e) * (s * (e + 2.0))
+
+
 # f(x) = (x - 1)^2 / x
 _add(
     "neyman",
@@ -130,6 +183,7 @@ _add(
     lambda lx: -torch.expm1(-2.0 * lx),
     0.0,
     "extra",
+    _neyman_grad,
 )
 
 

@@ -25,6 +25,39 @@ from labkit.losses import (
 Tensor = torch.Tensor
 
 
+class _Weighted(torch.autograd.Function):
+    """e^a f(r e^-a) per entry, from log r and a, with a fused closed-form backward.
+
+    Autograd would keep every intermediate of the perspective (for js: two exps, a softplus,
+    products) and walk them back; the derivative is known, d/d log r = r·f'(x)
+    (`Divergence.weighted_grad`), so forward keeps only its two inputs and backward is one
+    elementwise expression. a carries no gradient (it is detached in the loss).
+    """
+
+    @staticmethod
+    def forward(ctx, log_r: Tensor, a: Tensor, divergence: str, standardized: bool) -> Tensor:
+        div = get_divergence(divergence)
+        ctx.save_for_backward(log_r, a)
+        ctx.div, ctx.standardized = div, standardized
+        return div.weighted(log_r, a, standardized)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        log_r, a = ctx.saved_tensors
+        g = grad * ctx.div.weighted_grad(log_r, a, ctx.standardized)
+        # a broadcast against a smaller log_r: reduce back to log_r's shape
+        return g.sum_to_size(log_r.shape), None, None, None
+
+
+def weighted_divergence(
+    log_r: Tensor, a: Tensor, divergence: str, standardized: bool = False
+) -> Tensor:
+    """e^a f(e^{log r - a}) elementwise (broadcasting), differentiable in log_r through a
+    closed-form backward; a is treated as a constant."""
+    return _Weighted.apply(log_r, a.detach(), divergence, standardized)
+
+
 @register_policy_loss("lad")
 def lad_loss(
     old_log_prob: Tensor,
@@ -61,7 +94,7 @@ def lad_loss(
     if config.ratio_level != "token":
         a = masked_mean(a, mask, dim=-1).unsqueeze(-1).expand_as(a)  # one advantage per response
     lr = log_ratio(old_log_prob.detach(), log_prob, mask, config.ratio_level)
-    loss_mat = div.weighted(lr, a, config.standardized)
+    loss_mat = weighted_divergence(lr, a, config.divergence, config.standardized)
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights.detach()
     loss = agg_loss(loss_mat, mask, loss_agg_mode)

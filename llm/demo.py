@@ -1,21 +1,23 @@
-"""`lad llm demo`: LAD vs GRPO on a language model, on a CPU, in minutes.
+"""`lad llm demo`: LAD vs GRPO on a language model, on a CPU, with statistics over seeds.
 
-The question (docs/method.md sections 1 and 8): on prompts with many correct answers, does LAD keep
-several of them where GRPO piles its mass onto one, at equal accuracy?
+The question (docs/llm-demo.md): on prompts with many correct answers, does LAD keep several of
+them where GRPO piles its mass onto one, at equal accuracy, on prompts it never trained on?
 
 Pipeline, all under one output directory:
-1. `prompts.jsonl`: the multi-answer task (llm/tasks/multi_answer.py), 43 prompts.
+1. `prompts.jsonl` (RL training prompts) and `heldout.jsonl` (prompts RL never sees): the
+   multi-answer task (llm/tasks/multi_answer.py), 29 + 14 prompts.
 2. `warmup/`: a tiny Llama (llm.models.tiny_model, head_dim 32) with a tokenizer built in code,
-   taught the answer format by a short supervised warm-up on correct and wrong answers
-   (llm/tasks/warmup.py); saved as a Hugging Face directory, with `eval.json` describing the
-   policy every method starts from.
+   taught the answer format by a short supervised warm-up on correct and wrong answers of all 43
+   prompts (llm/tasks/warmup.py; it plays the pretrained base model); saved as a Hugging Face
+   directory, with `eval.json` describing the policy every method starts from.
 3. `runs/<method>/seed_<s>/`: one `llm.trainer.Trainer` run per method and seed, from that
-   checkpoint with the same budget; the trainer writes config, metrics.jsonl and the final
-   checkpoint; the demo adds `eval_curve.json` (accuracy, pass@k, distinct correct answers ...
-   of eval_n samples per prompt at step 0, every eval_every steps and at the end) and
-   `eval_final.json` (the last evaluation with its samples' answer counts).
-4. `results.json`: every run's final metrics, means over seeds, the answer counts per prompt and
-   method, and timings; figures under `figures/` (figures/llm.py, drawn from these files).
+   checkpoint with the same budget and seed; the trainer writes config, metrics.jsonl and the final
+   checkpoint; the demo evaluates through the trainer's `on_step` hook and adds `eval_curve.json`
+   (eval_n samples per prompt at step 0, every eval_every steps and at the end; `curve` on the
+   held-out prompts, `curve_train` on the training prompts) and `eval_final.json`.
+4. `results.json` (`results_<sweep>.json`): every run's curves and final metrics (per seed), means
+   over seeds, the pooled answer counts, timings and provenance. The paired statistics
+   (figures/llm_demo.py) and the figures (figures/llm.py) are computed from these files.
 
 Runs go to `workers` processes with one torch thread each: a model this small gains nothing from
 intra-op threads, and on a busy machine idle OpenMP threads spin for tens of times the work.
@@ -24,9 +26,7 @@ intra-op threads, and on a busy machine idle OpenMP threads spin for tens of tim
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import platform
 import random
 import time
 from collections import Counter
@@ -39,37 +39,21 @@ from typing import Any
 import torch
 
 from labkit.config_loading import from_dict
-from llm.demo_config import DemoConfig, results_file, sweep_config
+from labkit.io import append_jsonl, provenance, read_jsonl, write_json, write_jsonl
+from llm.demo_config import DemoConfig, results_file
 from llm.tasks.multi_answer import (
     build_tokenizer,
     default_specs,
     prompt_rows,
+    split_specs,
     valid_answers,
     warmup_examples,
 )
 from llm.tasks.scoring import evaluate_policy
 from llm.tasks.warmup import supervised_warmup
 
-
-def _write_json(path: Path, data: Any) -> None:
-    from labkit.io import write_json
-
-    write_json(path, data)
-
-
-def _save_model_dir(final: Path, model, tokenizer) -> None:
-    """save_pretrained into a temp sibling directory, then rename it into place."""
-    import shutil
-    import tempfile
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+VIEWS = ("heldout", "train")  # the headline first
+RUNS_LOG = "runs.jsonl"
 
 
 def check_tokenizer_round_trip(model_dir: Path, tokenizer: Any) -> None:
@@ -88,23 +72,38 @@ def check_tokenizer_round_trip(model_dir: Path, tokenizer: Any) -> None:
             )
 
 
-def prepare(config: DemoConfig, out: Path) -> tuple[Path, Path]:
-    """Write prompts.jsonl and the warm-up checkpoint (reused when it is already there)."""
-    from llm.models import tiny_model
+def evaluate_views(model, tokenizer, views: dict[str, list[dict]], config, n: int) -> dict:
+    """evaluate_policy on each view's prompts: {"heldout": {...}, "train": {...}}."""
+    return {
+        name: evaluate_policy(model, tokenizer, recs, config, n) for name, recs in views.items()
+    }
 
-    out.mkdir(parents=True, exist_ok=True)
-    prompts = out / "prompts.jsonl"
-    tmp = prompts.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in prompt_rows(default_specs())))
-    os.replace(tmp, prompts)
+
+def read_views(out: Path) -> dict[str, list[dict]]:
+    """The prompt records of each view: heldout.jsonl and prompts.jsonl (training)."""
+    return {
+        "heldout": read_jsonl(out / "heldout.jsonl"),
+        "train": read_jsonl(out / "prompts.jsonl"),
+    }
+
+
+def prepare(config: DemoConfig, out: Path) -> tuple[Path, Path]:
+    """Write prompts.jsonl, heldout.jsonl and the warm-up checkpoint (reused when it is already
+    there with the same settings). Returns (training prompts file, warm-up directory)."""
+    from llm.models import tiny_model, write_model_dir
+
+    train_specs, heldout_specs = split_specs(default_specs())
+    prompts = write_jsonl(out / "prompts.jsonl", prompt_rows(train_specs))
+    write_jsonl(out / "heldout.jsonl", prompt_rows(heldout_specs))
     warm = out / "warmup"
     marker = warm / "warmup.json"
     settings = {
         "warmup": dataclasses.asdict(config.warmup),
         "correct_frac": config.warmup_correct_frac,
         "seed": config.model_seed,
+        "eval_n": config.eval_n,
     }
-    if marker.is_file() and json.loads(marker.read_text()).get("settings") == settings:
+    if marker.is_file() and read_json(marker).get("settings") == settings:
         return prompts, warm
     if warm.exists():
         import shutil
@@ -122,20 +121,25 @@ def prepare(config: DemoConfig, out: Path) -> tuple[Path, Path]:
     with one_thread():
         losses = supervised_warmup(model, tokenizer, pairs, config.warmup, seed=config.model_seed)
     timing = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
-    _save_model_dir(warm, model, tokenizer)
+    write_model_dir(warm, model, tokenizer)
     check_tokenizer_round_trip(warm, tokenizer)
-    records = [json.loads(line) for line in prompts.read_text().splitlines()]
     run_cfg = config.trainer_config(
         next(iter(config.methods)), config.model_seed, out / "runs", warm, prompts
     )
     with one_thread():
-        ev = evaluate_policy(model, tokenizer, records, run_cfg, config.eval_n)
-    _write_json(
+        ev = evaluate_views(model, tokenizer, read_views(out), run_cfg, config.eval_n)
+    write_json(
         warm / "eval.json",
         {**ev, "loss_first": losses[0], "loss_last": sum(losses[-20:]) / len(losses[-20:])},
     )
-    _write_json(marker, {"settings": settings, "timing": timing})
+    write_json(marker, {"settings": settings, "timing": timing})
     return prompts, warm
+
+
+def read_json(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text())
 
 
 @contextmanager
@@ -156,6 +160,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         return _run_one(job)
 
 
+def merged_counts(ev: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """spec key -> answer -> count over every view (views hold disjoint prompts)."""
+    return {k: c for view in ev.values() for k, c in view["answer_counts"].items()}
+
+
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     from llm.models import load_model, load_tokenizer
     from llm.trainer import Trainer
@@ -168,30 +177,36 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
 
         shutil.rmtree(run_dir)
     cfg = config.trainer_config(job["method"], job["seed"], run_dir, warm, prompts)
-    records = [json.loads(line) for line in prompts.read_text().splitlines()]
+    views = read_views(out)
     tokenizer = load_tokenizer(str(warm))
     # step 0 is the warm-up policy, evaluated with the same n and sampling seed
-    warm_eval = json.loads((warm / "eval.json").read_text())
-    curve: list[dict[str, Any]] = [{"step": 0, **warm_eval["metrics"]}]
+    warm_eval = read_json(warm / "eval.json")
+    curves: dict[str, list[dict[str, Any]]] = {
+        v: [{"step": 0, **warm_eval[v]["metrics"]}] for v in VIEWS
+    }
     final: dict[str, Any] = {}
     max_steps = cfg.trainer.max_steps
 
-    class EvalTrainer(Trainer):
-        # save() is the trainer's hook every save_steps and at the end: evaluate there, and
-        # write only the final checkpoint
-        def save(self, step: int):
-            if step == max_steps or (config.eval_every and step % config.eval_every == 0):
-                ev = evaluate_policy(self.model, tokenizer, records, cfg, config.eval_n)
-                curve.append({"step": step, **ev["metrics"]})
-                final.update(ev)
-            return super().save(step) if step == max_steps else None
+    def evaluate(trainer: Trainer, step: int) -> None:
+        if step == max_steps or (config.eval_every and step % config.eval_every == 0):
+            ev = evaluate_views(trainer.model, tokenizer, views, cfg, config.eval_n)
+            for v in VIEWS:
+                curves[v].append({"step": step, **ev[v]["metrics"]})
+            final.clear()
+            final.update(ev)
 
     t0, c0 = time.perf_counter(), time.process_time()
     model = load_model(str(warm), seed=job["seed"])
-    trainer = EvalTrainer(
-        cfg, model=model, tokenizer=tokenizer, train_records=records, eval_records=records
+    trainer = Trainer(
+        cfg,
+        model=model,
+        tokenizer=tokenizer,
+        train_records=views["train"],
+        eval_records=views["heldout"],
+        on_step=evaluate,
     )
     trainer.train()
+    t = cfg.trainer
     summary = {
         "method": job["method"],
         "seed": job["seed"],
@@ -199,33 +214,56 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
         "objective": cfg.algorithm.loss_mode,
         "divergence": cfg.algorithm.divergence,
         "kappa": float(cfg.algorithm.inverse_temperature),
-        "final": final["metrics"],
-        "answer_counts": final["answer_counts"],
+        # optimizer steps per rollout: minibatches per epoch x epochs (the pi_old refresh period)
+        "mu": cfg.algorithm.num_iterations
+        * t.train_batch_size
+        // (t.mini_batch_size or t.train_batch_size),
+        "final": final["heldout"]["metrics"],
+        "final_train": final["train"]["metrics"],
+        # the curves' accuracy and diversity (all metrics are in the run's eval_curve.json)
+        "curve": [_trim(c, config.eval_n) for c in curves["heldout"]],
+        "curve_train": [_trim(c, config.eval_n) for c in curves["train"]],
         "timing": {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0},
     }
-    _write_json(
-        run_dir / "eval_curve.json", {"method": job["method"], "seed": job["seed"], "curve": curve}
+    counts = merged_counts(final)
+    head = {"method": job["method"], "seed": job["seed"]}
+    write_json(
+        run_dir / "eval_curve.json",
+        {**head, "curve": curves["heldout"], "curve_train": curves["train"]},
     )
-    _write_json(
-        run_dir / "eval_final.json", {"method": job["method"], "seed": job["seed"], **final}
+    write_json(
+        run_dir / "eval_final.json",
+        {
+            **head,
+            "metrics": final["heldout"]["metrics"],
+            "metrics_train": final["train"]["metrics"],
+            "answer_counts": counts,
+        },
     )
-    _write_json(run_dir / "demo_run.json", {k: summary[k] for k in ("method", "seed", "timing")})
-    return summary
+    write_json(run_dir / "demo_run.json", {k: summary[k] for k in ("method", "seed", "timing")})
+    return {**summary, "answer_counts": counts}
 
 
-def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """method -> metric -> {"mean", "std", "values"} over seeds (population std)."""
+def _trim(point: dict[str, Any], n: int) -> dict[str, Any]:
+    keys = ("step", f"avg@{n}", f"pass@{n}", "distinct_correct/mean", "well_formed")
+    return {k: point[k] for k in keys}
+
+
+def summarize_runs(
+    runs: list[dict[str, Any]], key: str = "final"
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """method -> metric -> {"mean", "std", "values"} over seeds (population std) of run[key]."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for method in dict.fromkeys(r["method"] for r in runs):
-        rows = [r["final"] for r in runs if r["method"] == method]
+        rows = [r[key] for r in runs if r["method"] == method]
         out[method] = {}
-        for key in rows[0]:
-            vals = [float(r[key]) for r in rows if r.get(key) is not None]
+        for metric in rows[0]:
+            vals = [float(r[metric]) for r in rows if r.get(metric) is not None]
             if not vals:
                 continue
             mean = sum(vals) / len(vals)
             std = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5
-            out[method][key] = {"mean": mean, "std": std, "values": vals}
+            out[method][metric] = {"mean": mean, "std": std, "values": vals}
     return out
 
 
@@ -239,32 +277,26 @@ def pooled_counts(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, i
     return {m: {k: dict(c) for k, c in per.items()} for m, per in out.items()}
 
 
-def summary_text(results: dict[str, Any]) -> str:
-    """The final table of a demo: avg@n, pass@n, distinct correct answers and coverage."""
-    n = results["eval_n"]
-    lines = [f"{'method':<18} avg@{n:<6} pass@{n:<5} distinct correct  coverage"]
-    for method, s in results["summary"].items():
-        d = s["distinct_correct/mean"]
-        lines.append(
-            f"{method:<18} {s[f'avg@{n}']['mean']:.3f}    {s[f'pass@{n}']['mean']:.3f}    "
-            f"{d['mean']:.2f} ± {d['std']:.2f}       {s['distinct_correct/coverage']['mean']:.3f}"
-        )
-    return "\n".join(lines)
-
-
-def run_demo(config: DemoConfig, out: str | Path, log=print, sweep: str = "main") -> dict[str, Any]:
-    """The whole comparison (or a sweep); writes out/results.json (results_<sweep>.json) and
-    returns it."""
-    config = sweep_config(config, sweep)
+def run_demo(
+    config: DemoConfig, out: str | Path, log=print, sweep: str = "main", command: str | None = None
+) -> dict[str, Any]:
+    """Run every (method, seed) of `config` (for a sweep: `sweep_config(config, sweep)`, perhaps
+    narrowed with `select`); write out/results.json (results_<sweep>.json) and return it. Each
+    finished run is also appended to out/runs.jsonl as it ends."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prov = provenance(command)  # at the start: the commit that ran, not the one at the end
     t0, c0 = time.perf_counter(), time.process_time()
+    load_start = os.getloadavg()
     prompts, warm = prepare(config, out)
-    warm_eval = json.loads((warm / "eval.json").read_text())
-    m = warm_eval["metrics"]
-    log(
-        f"warm-up policy: avg@{config.eval_n} {m[f'avg@{config.eval_n}']:.3f}, "
-        f"distinct correct/prompt {m['distinct_correct/mean']:.2f}, well-formed {m['well_formed']:.3f}"
-    )
+    warm_eval = read_json(warm / "eval.json")
+    n = config.eval_n
+    for v in VIEWS:
+        m = warm_eval[v]["metrics"]
+        log(
+            f"warm-up policy, {v} prompts: avg@{n} {m[f'avg@{n}']:.3f}, distinct correct/prompt "
+            f"{m['distinct_correct/mean']:.2f}, well-formed {m['well_formed']:.3f}"
+        )
     jobs = [
         {
             "config": config.to_dict(),
@@ -278,10 +310,18 @@ def run_demo(config: DemoConfig, out: str | Path, log=print, sweep: str = "main"
         for method in config.methods
     ]
     runs: list[dict[str, Any]] = []
+
+    def done(summary: dict[str, Any]) -> None:
+        runs.append(summary)
+        append_jsonl(
+            out / RUNS_LOG,
+            {"sweep": sweep, **{k: v for k, v in summary.items() if k != "answer_counts"}},
+        )
+        log(_line(summary, n))
+
     if config.workers == 1:
         for job in jobs:
-            runs.append(run_one(job))
-            log(_line(runs[-1], config.eval_n))
+            done(run_one(job))
     else:
         import multiprocessing as mp
 
@@ -289,33 +329,46 @@ def run_demo(config: DemoConfig, out: str | Path, log=print, sweep: str = "main"
             max_workers=config.workers, mp_context=mp.get_context("spawn")
         ) as pool:
             for summary in pool.map(run_one, jobs):
-                runs.append(summary)
-                log(_line(summary, config.eval_n))
+                done(summary)
     children = os.times()
     results = {
         "sweep": sweep,
+        "provenance": prov,
         "config": config.to_dict(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "eval_n": config.eval_n,
-        "warmup": {"dir": "warmup", "metrics": m, "answer_counts": warm_eval["answer_counts"]},
+        "eval_n": n,
+        "views": {v: [r["answer"] for r in recs] for v, recs in read_views(out).items()},
+        "warmup": {
+            "dir": "warmup",
+            "timing": read_json(warm / "warmup.json")["timing"],  # trained once per directory
+            "metrics": warm_eval["heldout"]["metrics"],
+            "metrics_train": warm_eval["train"]["metrics"],
+            "answer_counts": merged_counts({v: warm_eval[v] for v in VIEWS}),
+        },
         "valid_answers": {s.key: valid_answers(s) for s in default_specs()},
         "prompts": {s.key: s.prompt for s in default_specs()},
-        "runs": runs,
-        "summary": summarize_runs(runs),
+        "runs": [{k: v for k, v in r.items() if k != "answer_counts"} for r in runs],
+        "summary": summarize_runs(runs, "final"),
+        "summary_train": summarize_runs(runs, "final_train"),
         "answer_counts": pooled_counts(runs),
         "timing": {
             "wall_s": time.perf_counter() - t0,
             # this process plus the worker processes it waited for
             "cpu_s": time.process_time() - c0 + children.children_user + children.children_system,
+            "workers": config.workers,
+            "torch_threads_per_run": 1,
+            # the 1-minute load average before and after: how busy the machine was meanwhile
+            "loadavg_start": load_start[0],
+            "loadavg_end": os.getloadavg()[0],
         },
     }
-    _write_json(out / results_file(sweep), results)
+    write_json(out / results_file(sweep), results)
     return results
 
 
 def _line(run: dict[str, Any], n: int) -> str:
     f = run["final"]
     return (
-        f"{run['method']:>10} seed {run['seed']}: avg@{n} {f[f'avg@{n}']:.3f}  pass@{n} {f[f'pass@{n}']:.3f}  "
-        f"distinct correct {f['distinct_correct/mean']:.2f}  ({run['timing']['wall_s']:.0f}s)"
+        f"{run['method']:>12} seed {run['seed']}: held-out avg@{n} {f[f'avg@{n}']:.3f}  pass@{n} "
+        f"{f[f'pass@{n}']:.3f}  distinct correct {f['distinct_correct/mean']:.2f}  "
+        f"({run['timing']['wall_s']:.0f}s wall, {run['timing']['cpu_s']:.0f}s cpu)"
     )

@@ -1,5 +1,5 @@
 """The configuration of `lad llm demo`: which methods, seeds and budget, the warm-up and the
-evaluation; and the sweeps (eta, divergence) that feed the paper's LLM figures.
+evaluation; and the sweeps (eta, divergence, mu) that feed the LLM figures and tables.
 
 A method is a list of `llm.config` overrides (section.field=value) applied on top of the shared
 `train` overrides, so every method gets the same budget and the runs are ordinary trainer runs
@@ -23,12 +23,15 @@ REWARD_SPEC = "llm.tasks.multi_answer:multi_answer_reward"
 DEFAULT_METHODS = {
     "grpo": ["algorithm.loss_mode=grpo", "algorithm.epsilon=0.2", "algorithm.epsilon_high=0.28"],
     "lad_js": ["algorithm.loss_mode=lad", "algorithm.divergence=js", "algorithm.kappa=4"],
-    "lad_kl": ["algorithm.loss_mode=lad", "algorithm.divergence=kl", "algorithm.kappa=4"],
 }
 # paper grid {0.5, ..., 16}; whether it is eta or kappa is open (docs/method.md section 2): here kappa
 KAPPA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 DIVERGENCE_GRID = ("kl", "rkl", "jeffreys", "tv", "hellinger", "js")
-SWEEPS = ("main", "eta", "divergence")
+# updates per rollout (the pi_old refresh period) -> (mini_batch_size, num_iterations) at B = 16:
+# minibatches first (1, 2, 4 per epoch), then epochs over 4 minibatches; mu 8 is the default
+MU_GRID = {1: (16, 1), 2: (8, 1), 4: (4, 1), 8: (4, 2), 16: (4, 4)}
+MU_METHODS = ("grpo", "lad_js")
+SWEEPS = ("main", "eta", "divergence", "mu")
 DEFAULT_TRAIN = [
     "trainer.max_steps=60",
     "trainer.train_batch_size=16",
@@ -48,8 +51,8 @@ class DemoConfig:
     """Everything `lad llm demo` runs; configs/llm/demo/demo.yaml spells out these defaults."""
 
     seeds: list[int] = field(
-        default_factory=lambda: [0, 1, 2],
-        metadata={"help": "RL seeds, one run per method and seed"},
+        default_factory=lambda: list(range(10)),
+        metadata={"help": "RL seeds, one run per method and seed (10: CIs that separate ~5%)"},
     )
     methods: dict[str, list[str]] = field(
         default_factory=lambda: copy.deepcopy(DEFAULT_METHODS),
@@ -120,7 +123,7 @@ class DemoConfig:
             f"data.reward_funcs=[{REWARD_SPEC}]",
             f"trainer.seed={seed}",
             f"trainer.output_dir={out}",
-            f"trainer.save_steps={self.eval_every}",
+            "trainer.save_steps=0",  # the final checkpoint only
             "trainer.progress_bar=false",
             "trainer.device=cpu",
             "eval.max_prompts=null",
@@ -137,16 +140,11 @@ class DemoConfig:
         return dataclasses.replace(self, methods={n: self.methods[n] for n in names})
 
     def quick(self) -> DemoConfig:
-        """The CI variant: one seed, a few steps, small evaluations (well under a minute)."""
+        """The CI variant: two seeds (the fewest a paired CI needs), a few steps, small evaluations."""
         return dataclasses.replace(
             self,
-            seeds=self.seeds[:1],
-            train=[
-                *self.train,
-                "trainer.max_steps=4",
-                "trainer.train_batch_size=8",
-                "trainer.mini_batch_size=8",
-            ],
+            seeds=self.seeds[:2],
+            train=[*self.train, "trainer.max_steps=4", "trainer.mini_batch_size=16"],
             warmup=dataclasses.replace(self.warmup, steps=40),
             eval_n=8,
             eval_every=2,
@@ -159,7 +157,8 @@ class DemoConfig:
 
 def sweep_config(config: DemoConfig, sweep: str) -> DemoConfig:
     """The config of a sweep: main (config.methods), eta (LAD-JS at every kappa of KAPPA_GRID) or
-    divergence (GRPO and LAD with every divergence of DIVERGENCE_GRID at kappa 4). Method names
+    divergence (GRPO and LAD with every divergence of DIVERGENCE_GRID at kappa 4) or mu (GRPO and
+    LAD-JS at every updates-per-rollout of MU_GRID, through minibatches and epochs). Method names
     are run directory names, so sweeps can share an output directory with the main comparison."""
     if sweep == "main":
         return config
@@ -174,6 +173,16 @@ def sweep_config(config: DemoConfig, sweep: str) -> DemoConfig:
         methods |= {
             f"lad_{d}": [*lad, f"algorithm.divergence={d}", "algorithm.kappa=4"]
             for d in DIVERGENCE_GRID
+        }
+    elif sweep == "mu":
+        methods = {
+            f"{name}_mu{mu}": [
+                *DEFAULT_METHODS[name],
+                f"trainer.mini_batch_size={mini}",
+                f"algorithm.num_iterations={epochs}",
+            ]
+            for mu, (mini, epochs) in MU_GRID.items()
+            for name in MU_METHODS
         }
     else:
         raise ValueError(f"sweep={sweep!r} is not valid; expected one of {list(SWEEPS)}")

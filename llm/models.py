@@ -120,7 +120,7 @@ def save_tiny_model(directory: str | Path, arch: str = "qwen2", seed: int = 0) -
     """Write a tiny model + tokenizer as a Hugging Face directory (atomically). Returns the path."""
     tok = tiny_tokenizer()
     model = tiny_model(arch, vocab_size=len(tok), seed=seed)
-    return _write_model_dir(Path(directory), model, tok)
+    return write_model_dir(Path(directory), model, tok)
 
 
 # --- local directories, GGUF files and the packaged SmolLM2 --------------------------------
@@ -149,7 +149,7 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def _write_model_dir(final: Path, model, tokenizer) -> Path:
+def write_model_dir(final: Path, model, tokenizer) -> Path:
     """save_pretrained into a temp dir next to `final`, then rename it into place (another
     process that finished first keeps its copy)."""
     with atomic_dir(final, replace=False) as tmp:
@@ -181,7 +181,7 @@ def convert_gguf(gguf: str | Path, cache: Path | None = None) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config._name_or_path = gguf.stem
-    return _write_model_dir(final, model, tokenizer)
+    return write_model_dir(final, model, tokenizer)
 
 
 def resolve_model_dir(spec: str, cache: Path | None = None) -> Path:

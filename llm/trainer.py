@@ -39,6 +39,7 @@ import logging
 import math
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,8 @@ class Trainer:
 
     model, tokenizer, train_records, eval_records: pass objects to skip loading them (tests,
     notebooks); otherwise they come from the config.
+    on_step: called as on_step(trainer, step) after every training step is logged (and before
+    its checkpoint), e.g. to evaluate along the way; it sees the weights of that step.
     """
 
     def __init__(
@@ -151,8 +154,10 @@ class Trainer:
         tokenizer: Any = None,
         train_records: list[dict] | None = None,
         eval_records: list[dict] | None = None,
+        on_step: Callable[[Trainer, int], None] | None = None,
     ) -> None:
         self.config = cfg = config
+        self.on_step = on_step
         self.device = cfg.check_machine(data_files=train_records is None)
         use_bf16 = cfg.trainer.bf16 and self.device.type == "cuda"
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
@@ -706,6 +711,8 @@ class Trainer:
                     metrics_log.log_completions(
                         step, [self.format(r) for r in recs[:k]], comps[:k], rewards[:k], adv[:k]
                     )
+                if self.on_step is not None:
+                    self.on_step(self, step)
                 if t.save_steps and step % t.save_steps == 0:
                     self.save(step)
             if self.step == t.max_steps and (until is None or until >= t.max_steps):

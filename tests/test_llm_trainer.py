@@ -326,6 +326,19 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
         make_trainer(cfg).train()
 
 
+def test_on_step_hook_sees_every_step_before_its_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, "trainer.save_steps=2")
+    seen = []
+
+    def hook(trainer: Trainer, step: int) -> None:
+        ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*"))
+        seen.append((step, trainer.step, len(ckpts)))
+
+    make_trainer(cfg, on_step=hook).train()
+    # called once per step with the trainer at that step; step 2's checkpoint comes after its hook
+    assert seen == [(1, 1, 0), (2, 2, 0), (3, 3, 1)]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     cfg = tiny_config(
         tmp_path, "trainer.max_steps=4", "trainer.save_steps=1", "trainer.keep_last=5"

@@ -151,6 +151,24 @@ def default_specs() -> list[Spec]:
     return sums + mults
 
 
+# held out from RL training: a third of the sums and every "below 40" multiple, so each held-out
+# prompt has trained neighbours (sum S +- 1, the same divisor below 20 and 60) but is never a rollout
+HELDOUT_SUMS = (1, 4, 7, 10, 13, 16)
+HELDOUT_BOUND = 40
+
+
+def is_heldout(spec: Spec) -> bool:
+    """Whether the demo keeps this prompt out of RL training (it is evaluated only)."""
+    if spec.family == "sum":
+        return spec.target in HELDOUT_SUMS
+    return spec.bound == HELDOUT_BOUND
+
+
+def split_specs(specs: Sequence[Spec]) -> tuple[list[Spec], list[Spec]]:
+    """(training prompts, held-out prompts) of `specs`, each in the given order."""
+    return [s for s in specs if not is_heldout(s)], [s for s in specs if is_heldout(s)]
+
+
 def prompt_rows(specs: Sequence[Spec]) -> list[dict[str, Any]]:
     """Dataset rows (``prompt``, ``answer``, ``data_source``, ``n_valid``), one per spec."""
     return [
