@@ -64,6 +64,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def command(group: typer.Typer, name: str | None = None) -> Callable[..., Any]:
+    """Register a command of `group` whose user errors print one line (user_errors)."""
+    return lambda fn: group.command(name)(user_errors(fn))
+
+
 def _command_line() -> str:
     return " ".join(["lad", *sys.argv[1:]])
 
@@ -92,8 +97,7 @@ CONFIGS = {
 }
 
 
-@app.command("config")
-@user_errors
+@command(app, "config")
 def config_reference(
     name: str = typer.Argument(..., help=f"which config: {', '.join(CONFIGS)}"),
     file: str | None = typer.Option(None, "--config", "-c", help="YAML or TOML file to resolve"),
@@ -121,8 +125,7 @@ def _train_bandit(config: BanditConfig, run: SweepRun, command: str) -> None:
 _FILE = "YAML (or TOML) file of config fields (configs/bandit/*.yaml); options override it"
 
 
-@bandit_app.command("run")
-@user_errors
+@command(bandit_app, "run")
 @config_options(SweepRun, into="run")
 @config_options(BanditConfig, defaults=["n_seeds=5"])
 def bandit_run(config: BanditConfig, run: SweepRun) -> None:
@@ -130,8 +133,7 @@ def bandit_run(config: BanditConfig, run: SweepRun) -> None:
     _train_bandit(config, run, "run")
 
 
-@bandit_app.command("sweep")
-@user_errors
+@command(bandit_app, "sweep")
 @config_options(SweepRun, into="run")
 @config_options(BanditConfig, file=_FILE)
 def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
@@ -139,8 +141,7 @@ def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
     _train_bandit(config, run, "sweep")
 
 
-@bandit_app.command("regime")
-@user_errors
+@command(bandit_app, "regime")
 @config_options(RegimeConfig, file="YAML file of RegimeConfig fields; options override it")
 def bandit_regime(
     config: RegimeConfig,
@@ -161,12 +162,9 @@ def bandit_regime(
     typer.echo(f"results: {path}/runs.csv, summary.json, config.json")
 
 
-@bandit_app.command("explore")
-@user_errors
+@command(bandit_app, "explore")
 @config_options(ExploreGrid, only=("landscapes", "rewards_file"))
 def bandit_explore(
-    config: ExploreGrid,
-    config_given: list[str],
     config_overrides: list[str],
     grid: str | None = typer.Option(
         None, help="YAML file of ExploreGrid fields, or a saved sweep (lad bandit sweep --out)"
@@ -179,26 +177,18 @@ def bandit_explore(
     import time
     from pathlib import Path
 
-    from bandit import explore
+    from bandit.explore import build
     from figures import explorer
 
-    if {"landscapes", "rewards_file"} <= set(config_given):
-        raise ValueError("give --landscape or --rewards, not both")
     start, root = time.perf_counter(), Path(out)
-    if grid is not None and Path(grid).is_dir():
-        if config_given:
-            raise ValueError("--landscape and --rewards apply to a grid that is trained")
-        explore.saved_sweep(Path(grid), root)
-    else:
-        explore.run_grid(load(ExploreGrid, grid, config_overrides), root, workers=workers)
+    build(grid, config_overrides, root, workers)
     page = explorer.write_page(root, root / "explorer.html")
     typer.echo(f"wrote {page} ({explorer.size_mb(page)} MB, {time.perf_counter() - start:.0f} s)")
     if open_page:
         typer.echo(explorer.open_in_browser(page))
 
 
-@bandit_app.command("landscape")
-@user_errors
+@command(bandit_app, "landscape")
 @config_options(BanditConfig, only=("rewards_file", "n_arms"))
 def bandit_landscape(
     config: BanditConfig,
@@ -221,8 +211,7 @@ def bandit_landscape(
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
-@bandit_app.command("compare")
-@user_errors
+@command(bandit_app, "compare")
 def bandit_compare(
     dirs: list[str] = typer.Argument(
         ..., help="results directories written by run, sweep or lad figures"
@@ -259,8 +248,7 @@ def _draw_evals(run_dir: Any) -> None:
         typer.echo(f"wrote {path}")
 
 
-@llm_app.command("train")
-@user_errors
+@command(llm_app, "train")
 @config_options(TrainConfig, **_LLM)
 def llm_train(
     config: TrainConfig,
@@ -284,8 +272,7 @@ def llm_train(
     _draw_evals(config.trainer.output_dir)
 
 
-@llm_app.command("eval")
-@user_errors
+@command(llm_app, "eval")
 @config_options(TrainConfig, **_LLM)
 def llm_eval(
     config: TrainConfig,
@@ -303,8 +290,7 @@ def llm_eval(
     _draw_evals(path.parent)
 
 
-@llm_app.command("sample")
-@user_errors
+@command(llm_app, "sample")
 @config_options(TrainConfig, **_LLM)
 def llm_sample(
     config: TrainConfig,
@@ -321,8 +307,7 @@ def llm_sample(
     typer.echo(format_samples(sample_completions(config, checkpoint, prompt, n, num_prompts)))
 
 
-@llm_app.command("config")
-@user_errors
+@command(llm_app, "config")
 @config_options(TrainConfig, **_LLM)
 def llm_config(
     config: TrainConfig,
@@ -332,8 +317,7 @@ def llm_config(
     typer.echo(config.to_yaml().rstrip() if yaml else describe(TrainConfig, config))
 
 
-@llm_app.command("verl")
-@user_errors
+@command(llm_app, "verl")
 @config_options(LaunchConfig, into="launch")
 @config_options(LossConfig, only=LAD_KEYS, into="lad")
 def llm_verl(
@@ -366,8 +350,7 @@ def llm_verl(
 _DEMO_OPTIONS = ("seeds", "warmup_correct_frac", "model_seed", "eval_n", "eval_every", "workers")
 
 
-@llm_app.command("demo")
-@user_errors
+@command(llm_app, "demo")
 @config_options(DemoConfig, _DEMO_OPTIONS, file="demo YAML (configs/llm/demo/demo.yaml)")
 def llm_demo(
     config: DemoConfig,
@@ -385,11 +368,10 @@ def llm_demo(
     """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU: paired
     differences over seeds with bootstrap CIs, on held-out prompts."""
     import time
-    from pathlib import Path
 
-    from figures.llm_demo import block_mu, block_table, summary_file, write_summary
+    from figures.llm_demo import report_demo
     from llm.demo import run_demo
-    from llm.demo_config import results_file, sweep_config
+    from llm.demo_config import sweep_config
 
     config = sweep_config(config, sweep)
     if quick:  # the CI preset; options given on the command line still win
@@ -402,18 +384,8 @@ def llm_demo(
     start, command = time.perf_counter(), _command_line()
     if not summarize:
         run_demo(config, out, log=typer.echo, sweep=sweep, command=command)
-    write_summary(out, sweep, command=command)
-    if sweep in ("main", "mu"):
-        typer.echo((block_table if sweep == "main" else block_mu)(Path(out)))
-    if figures and not summarize:
-        from figures.llm import draw_all
-
-        written = draw_all(out, f"{out}/figures", command)
-        typer.echo(f"figures: {', '.join(str(p) for p in written if p.suffix == '.png')}")
-    files = f"{out}/{summary_file(sweep)}"
-    if not summarize:
-        files = f"{out}/{results_file(sweep)}, {files}"
-    typer.echo(f"done in {time.perf_counter() - start:.0f} s; {files}")
+    typer.echo(report_demo(out, sweep, command, figures=figures and not summarize))
+    typer.echo(f"done in {time.perf_counter() - start:.0f} s")
 
 
 # --- figures: one command per entry of figures/registry.py ----------------------------------
@@ -437,7 +409,7 @@ def _make_figures(names: list[str], opts: FigureRun) -> None:
 
 def _figure_command(name: str, description: str, llm_figure: bool) -> None:
     @config_options(FigureRun, ("out", "runs") if llm_figure else _BANDIT_FIGURE_OPTIONS, "opts")
-    def command(opts: FigureRun) -> None:
+    def draw(opts: FigureRun) -> None:
         from figures.registry import draw_llm
 
         if not llm_figure:
@@ -445,7 +417,7 @@ def _figure_command(name: str, description: str, llm_figure: bool) -> None:
         for path in draw_llm(name, opts.runs, opts.out, _command_line()):
             typer.echo(f"wrote {path}")
 
-    figures_app.command(name, help=description)(user_errors(command))
+    figures_app.command(name, help=description)(user_errors(draw))
 
 
 for _registry, _llm in ((FIGURES, False), (LLM_FIGURES, True)):
@@ -453,8 +425,7 @@ for _registry, _llm in ((FIGURES, False), (LLM_FIGURES, True)):
         _figure_command(_name, _registry.get(_name).description, _llm)
 
 
-@figures_app.command("all")
-@user_errors
+@command(figures_app, "all")
 @config_options(FigureRun, only=_BANDIT_FIGURE_OPTIONS, into="opts")
 def figures_all(opts: FigureRun) -> None:
     """Regenerate every figure: run the experiments (training included), draw them, and redraw
@@ -480,8 +451,7 @@ def figures_list() -> None:
         typer.echo(f"{name:<11} {LLM_FIGURES.get(name).description}  [reads: LLM run logs]")
 
 
-@figures_app.command("summary")
-@user_errors
+@command(figures_app, "summary")
 def figures_summary(
     data: str = typer.Option("results/figures/data", "--data", help="where `figures all` saved"),
     out: str = typer.Option("docs/results/bandit/summary.json", help="the JSON the docs read"),
@@ -492,8 +462,7 @@ def figures_summary(
     typer.echo(f"wrote {bandit_summary.write(data, out, _command_line())}")
 
 
-@app.command()
-@user_errors
+@command(app)
 def report(
     check: bool = typer.Option(False, help="write nothing; list stale blocks, exit 1 if any"),
 ) -> None:

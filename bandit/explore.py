@@ -195,6 +195,22 @@ def run_dynamics(divergences: tuple[str, ...], out: Path) -> None:
     results.atomic_write(out / "loss_grid.csv", buf.getvalue())
 
 
+def build(grid: str | None, overrides: list[str], out: Path, workers: int = 2) -> Path:
+    """`lad bandit explore`: the results the page reads, into out/. grid: None (the default
+    grid), a YAML file of ExploreGrid fields, or a saved sweep directory (shown, not trained);
+    overrides: field=value changes of the grid (landscapes, rewards_file)."""
+    from labkit.config_loading import load
+
+    names = {o.partition("=")[0] for o in overrides}
+    if {"landscapes", "rewards_file"} <= names:
+        raise ValueError("give --landscape or --rewards, not both")
+    if grid is not None and Path(grid).is_dir():
+        if overrides:
+            raise ValueError("--landscape and --rewards apply to a grid that is trained")
+        return saved_sweep(Path(grid), out)
+    return run_grid(load(ExploreGrid, grid, overrides), out, workers=workers)
+
+
 def saved_sweep(path: Path, out: Path) -> Path:
     """Use a saved sweep (a `lad bandit sweep --out` directory) as a one-setting grid: its
     results are read in place and only the Figure 2 dynamics are computed, into out/."""

@@ -340,3 +340,18 @@ REPORT_BLOCKS: dict[str, Callable[[], str]] = {
     "demo-table": block_table,
     "demo-mu": block_mu,
 }
+
+
+def report_demo(out: str | Path, sweep: str, command: str, figures: bool = True) -> str:
+    """After `lad llm demo`: write OUT/summary*.json from the saved results, draw OUT/figures
+    (when `figures`), and return what to print (the table of a main or mu sweep, the files)."""
+    from figures.llm import draw_all
+
+    root = Path(out)
+    lines = [str(write_summary(root, sweep, command=command))]
+    if sweep in ("main", "mu"):
+        lines.insert(0, (block_table if sweep == "main" else block_mu)(root))
+    if figures:
+        written = draw_all(root, root / "figures", command)
+        lines.append("figures: " + ", ".join(str(p) for p in written if p.suffix == ".png"))
+    return "\n".join(lines)

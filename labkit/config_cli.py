@@ -96,7 +96,9 @@ def config_options(
                 f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in given.items()
             ]
             overrides = [*defaults, *positional, *options]
-            kwargs[into] = load(cls, path, overrides)
+            built = load(cls, path, overrides)  # checked even when the command takes only text
+            if into in sig.parameters:
+                kwargs[into] = built
             if f"{into}_given" in sig.parameters:
                 kwargs[f"{into}_given"] = list(given)
             if f"{into}_overrides" in sig.parameters:
