@@ -27,7 +27,12 @@ def final():
 
     def rows(objective: str, divergence: str = "") -> np.ndarray:
         return np.array(
-            [i for i, r in enumerate(result.runs) if r.group == (objective, divergence)]
+            [
+                i
+                for i, r in enumerate(result.runs)
+                if (r.objective, r.divergence) == (objective, divergence)
+            ],
+            dtype=int,
         )
 
     return metrics, policies, rows
