@@ -325,6 +325,7 @@ def test_demo_cli_bad_input_is_one_line_exit_2(tmp_path):
 # --- the --quick run end to end --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains the tiny model end to end (~10-15 s)
 def test_quick_demo_end_to_end(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     args = ["llm", "demo", "--quick", "--out", str(out)]
@@ -462,6 +463,7 @@ def test_paper_figures_from_run_logs():
     assert all(t > 0 for r in runs for t in fl.time_per_token(r))
 
 
+@pytest.mark.slow  # trains the tiny model end to end (~10-15 s)
 def test_figures_cli_writes_files_and_rejects_missing_logs(tmp_path):
     runner = CliRunner()
     for cmd, stems in (
@@ -486,6 +488,7 @@ def test_figures_cli_writes_files_and_rejects_missing_logs(tmp_path):
     assert r.exit_code == 2 and "--sweep eta" in r.output
 
 
+@pytest.mark.slow  # trains the tiny model end to end (~10-15 s)
 def test_figures_all_redraws_llm_figures_only_when_demo_logs_exist(tmp_path, monkeypatch):
     from figures import llm as fl
 

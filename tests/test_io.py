@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,11 @@ def test_read_jsonl_corruption_in_the_middle_names_file_and_line(tmp_path):
 
 def test_dir_lock_excludes_a_second_process(tmp_path):
     code = (
-        "import sys; from labkit.io import DirLock, LockedError\n"
+        # labkit/io.py loaded alone: the package would import torch (seconds per process)
+        "import importlib.util as u, sys\n"
+        f"spec = u.spec_from_file_location('lio', {str(Path(io.__file__))!r})\n"
+        "m = u.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "DirLock, LockedError = m.DirLock, m.LockedError\n"
         "try:\n    DirLock(sys.argv[1]).acquire()\nexcept LockedError as e:\n"
         "    print(e); sys.exit(3)\n"
     )
