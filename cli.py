@@ -18,7 +18,7 @@ import typer
 
 from bandit.config import BanditConfig
 from bandit.experiments import SweepRun
-from bandit.explore import ExploreGrid
+from bandit.explore import ExploreGrid, ExploreRun
 from bandit.regime import RegimeConfig
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
@@ -27,7 +27,7 @@ from labkit.config_loading import describe, load
 from labkit.errors import RunError
 from labkit.io import LockedError
 from llm.config import TrainConfig
-from llm.demo_config import DemoConfig
+from llm.demo_config import DemoConfig, DemoRun
 from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
 
 app = typer.Typer(
@@ -163,16 +163,9 @@ def bandit_regime(
 
 
 @command(bandit_app, "explore")
+@config_options(ExploreRun, into="run")
 @config_options(ExploreGrid, only=("landscapes", "rewards_file"))
-def bandit_explore(
-    config_overrides: list[str],
-    grid: str | None = typer.Option(
-        None, help="YAML file of ExploreGrid fields, or a saved sweep (lad bandit sweep --out)"
-    ),
-    out: str = typer.Option("results/explorer", "--out", "-o", help="results and explorer.html"),
-    open_page: bool = typer.Option(False, "--open", help="open the page in a web browser"),
-    workers: int = typer.Option(2, "--workers", "-j", help="processes (one thread each)"),
-) -> None:
+def bandit_explore(config_overrides: list[str], run: ExploreRun) -> None:
     """Train a grid of configurations and write one offline, interactive HTML page of them."""
     import time
     from pathlib import Path
@@ -180,11 +173,11 @@ def bandit_explore(
     from bandit.explore import build
     from figures import explorer
 
-    start, root = time.perf_counter(), Path(out)
-    build(grid, config_overrides, root, workers)
+    start, root = time.perf_counter(), Path(run.out)
+    build(run.grid, config_overrides, root, run.workers)
     page = explorer.write_page(root, root / "explorer.html")
     typer.echo(f"wrote {page} ({explorer.size_mb(page)} MB, {time.perf_counter() - start:.0f} s)")
-    if open_page:
+    if run.open:
         typer.echo(explorer.open_in_browser(page))
 
 
@@ -351,19 +344,15 @@ _DEMO_OPTIONS = ("seeds", "warmup_correct_frac", "model_seed", "eval_n", "eval_e
 
 
 @command(llm_app, "demo")
+@config_options(DemoRun, into="run")
 @config_options(DemoConfig, _DEMO_OPTIONS, file="demo YAML (configs/llm/demo/demo.yaml)")
 def llm_demo(
     config: DemoConfig,
     config_given: list[str],
-    quick: bool = typer.Option(False, help="CI size: two seeds, 4 steps, small evaluations"),
-    out: str = typer.Option("results/llm_demo", "--out", "-o", help="output directory"),
-    sweep: str = typer.Option("main", help="main (GRPO, LAD-JS), eta, divergence or mu"),
-    methods: str | None = typer.Option(None, help="only these methods, e.g. grpo,lad_js"),
+    run: DemoRun,
     train: list[str] | None = typer.Option(
         None, help="extra trainer override for every method (repeatable), e.g. trainer.seed=1"
     ),
-    summarize: bool = typer.Option(False, help="train nothing: rewrite OUT/summary*.json"),
-    figures: bool = typer.Option(True, help="draw OUT/figures"),
 ) -> None:
     """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU: paired
     differences over seeds with bootstrap CIs, on held-out prompts."""
@@ -371,20 +360,12 @@ def llm_demo(
 
     from figures.llm_demo import report_demo
     from llm.demo import run_demo
-    from llm.demo_config import sweep_config
 
-    config = sweep_config(config, sweep)
-    if quick:  # the CI preset; options given on the command line still win
-        given = {k: getattr(config, k) for k in config_given}
-        config = dataclasses.replace(config.quick(), **given)
-    if train:
-        config = dataclasses.replace(config, train=[*config.train, *train])
-    if methods is not None:
-        config = config.select(methods.replace(",", " ").split())
+    config = run.resolve(config, config_given, train or [])
     start, command = time.perf_counter(), _command_line()
-    if not summarize:
-        run_demo(config, out, log=typer.echo, sweep=sweep, command=command)
-    typer.echo(report_demo(out, sweep, command, figures=figures and not summarize))
+    if not run.summarize:
+        run_demo(config, run.out, log=typer.echo, sweep=run.sweep, command=command)
+    typer.echo(report_demo(run.out, run.sweep, command, figures=run.figures and not run.summarize))
     typer.echo(f"done in {time.perf_counter() - start:.0f} s")
 
 

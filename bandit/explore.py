@@ -127,6 +127,24 @@ class ExploreGrid:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass
+class ExploreRun:
+    """Where `lad bandit explore` reads its grid and writes its page."""
+
+    grid: str | None = field(
+        default=None,
+        metadata=_h("YAML file of ExploreGrid fields, or a saved sweep (lad bandit sweep --out)"),
+    )
+    out: str = field(
+        default="results/explorer",
+        metadata={"help": "results and explorer.html", "flags": ("--out", "-o")},
+    )
+    open: bool = field(default=False, metadata=_h("open the page in a web browser"))
+    workers: int = field(
+        default=2, metadata={"help": "processes (one thread each)", "flags": ("--workers", "-j")}
+    )
+
+
 def run_name(landscape: str, mu: int, generations: int) -> str:
     return f"{landscape}__mu{mu}__{'exact' if generations == 0 else f'G{generations}'}"
 

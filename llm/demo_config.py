@@ -155,6 +155,41 @@ class DemoConfig:
         return to_dict(self)
 
 
+@dataclass
+class DemoRun:
+    """How `lad llm demo` runs a DemoConfig: which sweep, where to, and what to skip."""
+
+    quick: bool = field(
+        default=False, metadata={"help": "CI size: two seeds, 4 steps, small evaluations"}
+    )
+    out: str = field(
+        default="results/llm_demo",
+        metadata={"help": "output directory", "flags": ("--out", "-o")},
+    )
+    sweep: str = field(
+        default="main", metadata={"help": "main (GRPO, LAD-JS), eta, divergence or mu"}
+    )
+    methods: str | None = field(
+        default=None, metadata={"help": "only these methods, e.g. grpo,lad_js"}
+    )
+    summarize: bool = field(
+        default=False, metadata={"help": "train nothing: rewrite OUT/summary*.json"}
+    )
+    figures: bool = field(default=True, metadata={"help": "draw OUT/figures"})
+
+    def resolve(self, config: DemoConfig, given: list[str], train: list[str]) -> DemoConfig:
+        """The config this run trains: the sweep's methods, the --quick preset (options `given`
+        on the command line still win), extra trainer overrides, and only --methods."""
+        config = sweep_config(config, self.sweep)
+        if self.quick:
+            config = dataclasses.replace(config.quick(), **{k: getattr(config, k) for k in given})
+        if train:
+            config = dataclasses.replace(config, train=[*config.train, *train])
+        if self.methods is not None:
+            config = config.select(self.methods.replace(",", " ").split())
+        return config
+
+
 def sweep_config(config: DemoConfig, sweep: str) -> DemoConfig:
     """The config of a sweep: main (config.methods), eta (LAD-JS at every kappa of KAPPA_GRID) or
     divergence (GRPO and LAD with every divergence of DIVERGENCE_GRID at kappa 4) or mu (GRPO and
