@@ -8,7 +8,6 @@ holds) print one line to stderr and exit with code 2.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -19,14 +18,15 @@ import typer
 from bandit.config import BanditConfig
 from bandit.experiments import SweepRun
 from bandit.explore import ExploreGrid, ExploreRun
-from bandit.regime import RegimeConfig
+from bandit.regime import RegimeConfig, RegimeRun
+from bandit.results import CompareRun
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
 from labkit.config_loading import describe, load
 from labkit.errors import RunError
 from labkit.io import LockedError
-from llm.config import TrainConfig
+from llm.config import EvalRun, SampleRun, TrainConfig
 from llm.demo_config import DemoConfig, DemoRun
 from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
 
@@ -142,23 +142,15 @@ def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
 
 
 @command(bandit_app, "regime")
+@config_options(RegimeRun, into="run")
 @config_options(RegimeConfig, file="YAML file of RegimeConfig fields; options override it")
-def bandit_regime(
-    config: RegimeConfig,
-    out: str = typer.Option("docs/results/regime", "--out", "-o", help="results directory"),
-    main_only: bool = typer.Option(False, help="no exact-expectation, trimodal or side panels"),
-    workers: int = typer.Option(2, "--workers", "-j", help="processes (one thread each)"),
-) -> None:
+def bandit_regime(config: RegimeConfig, run: RegimeRun) -> None:
     """The regime map (docs/bandit-regimes.md): GRPO vs LAD against updates per rollout, reward
     structure and G; writes runs.csv, summary.json (95% bootstrap CIs) and config.json."""
     from bandit.regime import run_regime
 
-    if workers < 1:
-        raise ValueError(f"workers={workers} is not valid; expected an integer >= 1")
-    if main_only:
-        config = dataclasses.replace(config, trimodal=False, exact=False, side_panels=False)
     done = lambda name: typer.echo(f"done: {name}")  # noqa: E731
-    path = run_regime(config, out, workers, done, ["lad", *sys.argv[1:]])
+    path = run_regime(run.apply(config), run.out, run.workers, done, ["lad", *sys.argv[1:]])
     typer.echo(f"results: {path}/runs.csv, summary.json, config.json")
 
 
@@ -205,25 +197,21 @@ def bandit_landscape(
 
 
 @command(bandit_app, "compare")
+@config_options(CompareRun, into="run")
 def bandit_compare(
+    run: CompareRun,
     dirs: list[str] = typer.Argument(
         ..., help="results directories written by run, sweep or lad figures"
     ),
-    sort: str | None = typer.Option(None, "--sort", help="sort rows by a summary metric, e.g. tv"),
-    csv_out: str | None = typer.Option(None, "--csv", help="also write the table to this CSV file"),
 ) -> None:
     """A table of final metrics (mean over seeds) across result directories."""
     from rich.console import Console
 
-    from bandit import results
-    from labkit.io import atomic_write
+    from bandit.results import compare_table
 
-    rows, source, refreshed = results.compare(dirs, sort)
-    title = f"of {len(dirs)} result director{'y' if len(dirs) == 1 else 'ies'}"
-    Console(width=200).print(results.summary_table(rows, title, refreshed, source))
-    if csv_out:
-        atomic_write(csv_out, results.summary_csv(rows, source))
-        typer.echo(f"wrote {csv_out}")
+    Console(width=200).print(compare_table(dirs, run))
+    if run.csv_out:
+        typer.echo(f"wrote {run.csv_out}")
 
 
 # --- llm -------------------------------------------------------------------------------------
@@ -231,7 +219,6 @@ _LLM = {
     "file": "YAML config (configs/llm/*.yaml)",
     "args": "config overrides section.field=value (CLI wins over the YAML), e.g. trainer.seed=3",
 }
-_CHECKPOINT = typer.Option(None, help="a checkpoint directory or auto; default: the base model")
 
 
 def _draw_evals(run_dir: Any) -> None:
@@ -266,17 +253,13 @@ def llm_train(
 
 
 @command(llm_app, "eval")
+@config_options(EvalRun, into="run")
 @config_options(TrainConfig, **_LLM)
-def llm_eval(
-    config: TrainConfig,
-    checkpoint: str | None = _CHECKPOINT,
-    out: str | None = typer.Option(None, help="output directory (default trainer.output_dir)"),
-    label: str | None = typer.Option(None, help="name of this evaluation: eval_<label>.json"),
-) -> None:
+def llm_eval(config: TrainConfig, run: EvalRun) -> None:
     """Sample eval.n completions per held-out prompt: avg@n, pass@k, maj@n, distinct-n (JSON + plot)."""
     from llm.evaluate import run_eval
 
-    path, result = run_eval(config, checkpoint=checkpoint, out_dir=out, label=label)
+    path, result = run_eval(config, checkpoint=run.checkpoint, out_dir=run.out, label=run.label)
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<26} {v:.4f}")
     typer.echo(f"wrote {path}")
@@ -284,20 +267,20 @@ def llm_eval(
 
 
 @command(llm_app, "sample")
+@config_options(SampleRun, into="run")
 @config_options(TrainConfig, **_LLM)
 def llm_sample(
     config: TrainConfig,
-    checkpoint: str | None = _CHECKPOINT,
+    run: SampleRun,
     prompt: list[str] | None = typer.Option(
         None, "--prompt", "-p", help="a user message (repeatable); default: eval records"
     ),
-    n: int = typer.Option(2, "-n", help="completions per prompt"),
-    num_prompts: int = typer.Option(3, help="eval records to sample for (without --prompt)"),
 ) -> None:
     """Print a few sampled completions (with their rewards when the prompts come from the data)."""
     from llm.evaluate import format_samples, sample_completions
 
-    typer.echo(format_samples(sample_completions(config, checkpoint, prompt, n, num_prompts)))
+    rows = sample_completions(config, run.checkpoint, prompt, run.n, run.num_prompts)
+    typer.echo(format_samples(rows))
 
 
 @command(llm_app, "config")

@@ -27,6 +27,7 @@ panel's BanditConfig, provenance).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import multiprocessing
@@ -126,6 +127,32 @@ class RegimeConfig:
         need(len(self.ks) > 0 or self.trimodal, "ks", "at least one k, or trimodal")
         need(0 < self.keep_share <= 1, "keep_share", "a number in (0, 1]")
         need(self.n_boot >= 100, "n_boot", "an integer >= 100")
+
+
+@dataclass
+class RegimeRun:
+    """Where `lad bandit regime` writes and how many processes it uses."""
+
+    out: str = field(
+        default="docs/results/regime",
+        metadata={"help": "results directory", "flags": ("--out", "-o")},
+    )
+    main_only: bool = field(
+        default=False, metadata={"help": "no exact-expectation, trimodal or side panels"}
+    )
+    workers: int = field(
+        default=2, metadata={"help": "processes (one thread each)", "flags": ("--workers", "-j")}
+    )
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers} is not valid; expected an integer >= 1")
+
+    def apply(self, config: RegimeConfig) -> RegimeConfig:
+        """`config`, without the exact, trimodal and side panels when main_only."""
+        if not self.main_only:
+            return config
+        return dataclasses.replace(config, trimodal=False, exact=False, side_panels=False)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import io
 import json
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,28 @@ def compare(dirs: list[str], sort: str | None = None) -> tuple[list[dict], list[
         order = sorted(range(len(rows)), key=lambda i: rows[i][sort])
         rows, source = [rows[i] for i in order], [source[i] for i in order]
     return rows, source, any_refreshed
+
+
+@dataclass
+class CompareRun:
+    """How `lad bandit compare` orders its rows and whether it writes them to a CSV file."""
+
+    sort: str | None = field(
+        default=None, metadata={"help": "sort rows by a summary metric, e.g. tv"}
+    )
+    csv_out: str | None = field(
+        default=None,
+        metadata={"help": "also write the table to this CSV file", "flags": ("--csv",)},
+    )
+
+
+def compare_table(dirs: list[str], run: CompareRun) -> Any:
+    """`lad bandit compare`: the rich Table of compare(dirs); writes run.csv_out when given."""
+    rows, source, any_refreshed = compare(dirs, run.sort)
+    if run.csv_out:
+        atomic_write(run.csv_out, summary_csv(rows, source))
+    title = f"of {len(dirs)} result director{'y' if len(dirs) == 1 else 'ies'}"
+    return summary_table(rows, title, any_refreshed, source)
 
 
 def summary_csv(rows: list[dict], source: list[str]) -> str:

@@ -549,3 +549,30 @@ def reference_markdown() -> str:
     from labkit.config_loading import reference
 
     return reference(TrainConfig)
+
+
+_CHECKPOINT = "a checkpoint directory or auto; default: the base model"
+
+
+@dataclass
+class EvalRun:
+    """Which model `lad llm eval` evaluates and where its JSON goes (llm/evaluate.py)."""
+
+    checkpoint: str | None = field(default=None, metadata={"help": _CHECKPOINT})
+    out: str | None = field(
+        default=None, metadata={"help": "output directory (default trainer.output_dir)"}
+    )
+    label: str | None = field(
+        default=None, metadata={"help": "name of this evaluation: eval_<label>.json"}
+    )
+
+
+@dataclass
+class SampleRun:
+    """Which model `lad llm sample` samples from, and how much (llm/evaluate.py)."""
+
+    checkpoint: str | None = field(default=None, metadata={"help": _CHECKPOINT})
+    n: int = field(default=2, metadata={"help": "completions per prompt", "flags": ("-n",)})
+    num_prompts: int = field(
+        default=3, metadata={"help": "eval records to sample for (without --prompt)"}
+    )
