@@ -20,6 +20,7 @@ from bandit.experiments import SweepRun
 from bandit.explore import ExploreGrid, ExploreRun
 from bandit.regime import RegimeConfig, RegimeRun
 from bandit.results import CompareRun
+from figures.bandit_summary import SummaryRun
 from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
@@ -306,21 +307,13 @@ def llm_verl(
     run: bool = typer.Option(False, "--run", help="run the command instead of printing it"),
 ) -> None:
     """Print (or --run) the verl command of a LAD run: labkit's loss as verl's policy loss `lad`."""
-    import subprocess
-
-    from llm.integrations.verl_launch import main_ppo_command, render_script
+    from llm.integrations.verl_launch import main_ppo_command, render_script, run_command
 
     given = {k: getattr(lad, k) for k in lad_given}
     argv = main_ppo_command(launch.preset, given, extra, launch.python, **launch.shorthands())
-    if not run:
-        typer.echo(render_script(argv, launch.preset), nl=False)
-        return
-    probe = subprocess.run(
-        [launch.python, "-c", "import llm.integrations.verl"], capture_output=True
-    )
-    if probe.returncode != 0:
-        fail(f"{launch.python} cannot import verl and labkit's plug-in (scripts/setup_verl_env.sh)")
-    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+    if run:
+        raise typer.Exit(run_command(argv, launch.python))
+    typer.echo(render_script(argv, launch.preset), nl=False)
 
 
 _DEMO_OPTIONS = ("seeds", "warmup_correct_frac", "model_seed", "eval_n", "eval_every", "workers")
@@ -394,36 +387,27 @@ for _registry, _llm in ((FIGURES, False), (LLM_FIGURES, True)):
 def figures_all(opts: FigureRun) -> None:
     """Regenerate every figure: run the experiments (training included), draw them, and redraw
     the LLM figures when saved `lad llm demo` logs exist (LLM runs are not retrained here)."""
-    from figures.llm import DEMO_ROOT, draw_saved_demo
+    from figures.llm import draw_saved_demo, saved_demo_message
 
     _make_figures(FIGURES.names(), opts)
-    written = draw_saved_demo(opts.out, _command_line())
-    typer.echo(
-        f"{len(written)} LLM figure files in {opts.out} (from {DEMO_ROOT})"
-        if written
-        else f"LLM figures skipped: no {DEMO_ROOT}/results.json (run `lad llm demo`)"
-    )
+    typer.echo(saved_demo_message(draw_saved_demo(opts.out, _command_line()), opts.out))
 
 
 @figures_app.command("list")
 def figures_list() -> None:
     """List the figures and what each one reads."""
-    for name in FIGURES:
-        spec = FIGURES.get(name)
-        typer.echo(f"{name:<11} {spec.description}  [reads: {', '.join(spec.needs) or 'nothing'}]")
-    for name in LLM_FIGURES:
-        typer.echo(f"{name:<11} {LLM_FIGURES.get(name).description}  [reads: LLM run logs]")
+    from figures.registry import listing
+
+    typer.echo(listing())
 
 
 @command(figures_app, "summary")
-def figures_summary(
-    data: str = typer.Option("results/figures/data", "--data", help="where `figures all` saved"),
-    out: str = typer.Option("docs/results/bandit/summary.json", help="the JSON the docs read"),
-) -> None:
+@config_options(SummaryRun, into="run")
+def figures_summary(run: SummaryRun) -> None:
     """Final bandit metrics with bootstrap CIs (fig1, onpolicy, eta) into one small JSON."""
     from figures import bandit_summary
 
-    typer.echo(f"wrote {bandit_summary.write(data, out, _command_line())}")
+    typer.echo(f"wrote {bandit_summary.write(run.data, run.out, _command_line())}")
 
 
 @command(app)

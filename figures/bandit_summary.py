@@ -9,6 +9,7 @@ The report blocks below write the docs' tables from that file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,16 @@ def surrogate_slopes(path: str | Path) -> dict[str, Any]:
         "delta_max": float(table["delta"].max()),
         "slopes": slopes,
     }
+
+
+@dataclass
+class SummaryRun:
+    """What `lad figures summary` reads and writes."""
+
+    data: str = field(
+        default="results/figures/data", metadata={"help": "where `figures all` saved"}
+    )
+    out: str = field(default=str(SUMMARY), metadata={"help": "the JSON the docs read"})
 
 
 def write(data_root: str | Path, out: str | Path = SUMMARY, command: str | None = None) -> Path:

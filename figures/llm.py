@@ -466,3 +466,10 @@ def draw_saved_demo(out_dir: str | Path, command: str | None = None) -> list[Pat
     if not (DEMO_ROOT / "results.json").is_file():
         return []
     return draw_all(DEMO_ROOT, out_dir, command)
+
+
+def saved_demo_message(written: list[Path], out_dir: str | Path) -> str:
+    """What `lad figures all` says about the LLM figures draw_saved_demo wrote (or skipped)."""
+    if written:
+        return f"{len(written)} LLM figure files in {out_dir} (from {DEMO_ROOT})"
+    return f"LLM figures skipped: no {DEMO_ROOT}/results.json (run `lad llm demo`)"

@@ -276,3 +276,15 @@ def draw_many(
             if progress is not None:
                 progress(futures[f])
     return written
+
+
+def listing() -> str:
+    """`lad figures list`: one line per figure, with what it reads."""
+    lines = [
+        f"{n:<11} {FIGURES.get(n).description}  [reads: {', '.join(FIGURES.get(n).needs) or 'nothing'}]"
+        for n in FIGURES
+    ]
+    lines += [
+        f"{n:<11} {LLM_FIGURES.get(n).description}  [reads: LLM run logs]" for n in LLM_FIGURES
+    ]
+    return "\n".join(lines)

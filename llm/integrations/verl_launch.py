@@ -247,6 +247,19 @@ def main_ppo_command(
     return [python, "-m", "verl.trainer.main_ppo", *args]
 
 
+def run_command(argv: list[str], python: str) -> int:
+    """`lad llm verl --run`: run argv (main_ppo_command) once `python` imports verl and labkit's
+    plug-in; returns its exit code."""
+    import subprocess
+
+    probe = subprocess.run([python, "-c", "import llm.integrations.verl"], capture_output=True)
+    if probe.returncode != 0:
+        raise ValueError(
+            f"{python} cannot import verl and labkit's plug-in (scripts/setup_verl_env.sh)"
+        )
+    return subprocess.run(argv, check=False).returncode
+
+
 def render_script(argv: list[str], preset: str) -> str:
     """A bash script that runs argv, one override per line (what `lad llm verl` prints)."""
     head = [
