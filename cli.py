@@ -20,14 +20,15 @@ from bandit.experiments import SweepRun
 from bandit.explore import ExploreGrid, ExploreRun
 from bandit.regime import RegimeConfig, RegimeRun
 from bandit.results import CompareRun
+from figures.bandit_policies import LandscapeRun
 from figures.bandit_summary import SummaryRun
-from figures.registry import FIGURES, LLM_FIGURES, FigureRun
+from figures.registry import FIGURES, LLM_FIGURES, FigureRun, make
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
 from labkit.config_loading import describe, load
 from labkit.errors import RunError
 from labkit.io import LockedError
-from llm.config import EvalRun, SampleRun, TrainConfig
+from llm.config import EvalRun, SampleRun, TrainConfig, TrainRun
 from llm.demo_config import DemoConfig, DemoRun
 from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
 
@@ -77,13 +78,10 @@ def _command_line() -> str:
 @app.command()
 def info() -> None:
     """Print versions, the compute device and which optional backends import."""
-    from labkit.install import clash_message, clashes
-    from labkit.io import environment
+    from labkit.install import info
 
-    clash = clash_message(clashes())
-    rows = {**environment(), "packages": "CLASH (below)" if clash else "labkit owns its names"}
-    for k, v in rows.items():
-        typer.echo(f"{k:<13}  {v}")
+    table, clash = info()
+    typer.echo(table)
     if clash:
         fail(clash, code=1)
 
@@ -175,25 +173,20 @@ def bandit_explore(config_overrides: list[str], run: ExploreRun) -> None:
 
 
 @command(bandit_app, "landscape")
+@config_options(LandscapeRun, into="run")
 @config_options(BanditConfig, only=("rewards_file", "n_arms"))
 def bandit_landscape(
     config: BanditConfig,
+    run: LandscapeRun,
     name: str = typer.Argument("trimodal", help="built-in landscape (see lad bandit run --help)"),
-    eta: float = typer.Option(1.0, help="temperature of the P_A drawn (> 0)"),
-    out: str | None = typer.Option(None, "--out", "-o", help="file stem of the .png and .pdf"),
 ) -> None:
     """Draw a landscape (rewards and P_A, coloured by mode) before training anything."""
     from bandit.landscapes import get_landscape
-    from figures import style
-    from figures.bandit_policies import draw_landscape
+    from figures.bandit_policies import save_landscape
 
-    if not eta > 0:
-        raise ValueError(f"eta={eta} is not valid; expected a number > 0")
     land = get_landscape(name, config.n_arms, config.rewards_file)
-    typer.echo(land.summary(eta))
-    ax = draw_landscape(land.array(), land.target(eta), land.owner(), land.name)
-    stem = out or f"results/bandit/landscape-{land.name.replace(':', '-')}"
-    paths = style.save(ax.figure, stem, command=_command_line())
+    typer.echo(land.summary(run.eta))
+    paths = save_landscape(land, run, command=_command_line())
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -230,26 +223,16 @@ def _draw_evals(run_dir: Any) -> None:
 
 
 @command(llm_app, "train")
+@config_options(TrainRun, into="run")
 @config_options(TrainConfig, **_LLM)
-def llm_train(
-    config: TrainConfig,
-    resume: str | None = typer.Option(None, help="auto (latest checkpoint) or a checkpoint"),
-    allow_config_change: bool = typer.Option(
-        False, help="with --resume auto: continue even if the config differs from the saved one"
-    ),
-) -> None:
+def llm_train(config: TrainConfig, run: TrainRun) -> None:
     """Train a language model with LAD (or any labkit objective) on verifiable rewards."""
-    from llm.trainer import Trainer
+    from llm.trainer import Trainer, done_line
 
-    extra = [f"trainer.resume={resume}"] if resume else []
-    if allow_config_change:
-        extra.append("trainer.allow_config_change=true")
-    config = load(TrainConfig, None, extra, base=config)
+    config = run.apply(config)
     with Trainer(config) as trainer:
         last = trainer.train()
-    keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
-    summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
-    typer.echo(f"done: {config.trainer.max_steps} steps in {config.trainer.output_dir}  {summary}")
+    typer.echo(done_line(config, last))
     _draw_evals(config.trainer.output_dir)
 
 
@@ -349,28 +332,13 @@ def llm_demo(
 _BANDIT_FIGURE_OPTIONS = ("out", "data", "replot", "workers")
 
 
-def _make_figures(names: list[str], opts: FigureRun) -> None:
-    """Run the experiments the figures read (unless --replot), then draw them."""
-    import time
-
-    from bandit.experiments import run_with_bars
-    from figures.registry import draw_many, needed_experiments
-
-    start, root, experiments = time.perf_counter(), opts.data_root, needed_experiments(names)
-    if experiments and not opts.replot:
-        run_with_bars(experiments, root, opts.workers)
-    written = draw_many(names, root, opts.out, _command_line(), opts.workers)
-    seconds = time.perf_counter() - start
-    typer.echo(f"{len(written)} files in {opts.out} ({seconds:.0f} s; results in {root})")
-
-
 def _figure_command(name: str, description: str, llm_figure: bool) -> None:
     @config_options(FigureRun, ("out", "runs") if llm_figure else _BANDIT_FIGURE_OPTIONS, "opts")
     def draw(opts: FigureRun) -> None:
         from figures.registry import draw_llm
 
         if not llm_figure:
-            return _make_figures([name], opts)
+            return typer.echo(make([name], opts, _command_line()))
         for path in draw_llm(name, opts.runs, opts.out, _command_line()):
             typer.echo(f"wrote {path}")
 
@@ -389,7 +357,7 @@ def figures_all(opts: FigureRun) -> None:
     the LLM figures when saved `lad llm demo` logs exist (LLM runs are not retrained here)."""
     from figures.llm import draw_saved_demo, saved_demo_message
 
-    _make_figures(FIGURES.names(), opts)
+    typer.echo(make(FIGURES.names(), opts, _command_line()))
     typer.echo(saved_demo_message(draw_saved_demo(opts.out, _command_line()), opts.out))
 
 

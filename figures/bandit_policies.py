@@ -10,7 +10,9 @@ largest arm mass at the last step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -154,3 +156,24 @@ def figure_landscapes(data_root: Path) -> Figure:
         t = table.where(landscape=name)
         draw_landscape(t["reward"], t["target"], t["mode"], name, ax=ax)
     return fig
+
+
+@dataclass
+class LandscapeRun:
+    """The options of `lad bandit landscape`: the temperature drawn and where the files go."""
+
+    eta: float = field(default=1.0, metadata={"help": "temperature of the P_A drawn (> 0)"})
+    out: str | None = field(
+        default=None, metadata={"help": "file stem of the .png and .pdf", "flags": ("--out", "-o")}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.eta > 0:
+            raise ValueError(f"eta={self.eta} is not valid; expected a number > 0")
+
+
+def save_landscape(land: Any, run: LandscapeRun, command: str | None = None) -> list[Path]:
+    """Draw a bandit Landscape (rewards and P_A at run.eta) into run.out (.png and .pdf)."""
+    ax = draw_landscape(land.array(), land.target(run.eta), land.owner(), land.name)
+    stem = run.out or f"results/bandit/landscape-{land.name.replace(':', '-')}"
+    return style.save(ax.figure, stem, command=command)

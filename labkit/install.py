@@ -42,3 +42,12 @@ def clash_message(found: dict[str, list[str]]) -> str:
         f"package-name clash: {names}. labkit owns these top-level names, so both cannot work in "
         "one environment: install labkit in its own virtual environment (docs/install.md)"
     )
+
+
+def info() -> tuple[str, str]:
+    """`lad info`: (a table of versions, compute device and backends, the clash message or '')."""
+    from labkit.io import environment
+
+    clash = clash_message(clashes())
+    rows = {**environment(), "packages": "CLASH (below)" if clash else "labkit owns its names"}
+    return "\n".join(f"{k:<13}  {v}" for k, v in rows.items()), clash

@@ -576,3 +576,26 @@ class SampleRun:
     num_prompts: int = field(
         default=3, metadata={"help": "eval records to sample for (without --prompt)"}
     )
+
+
+@dataclass
+class TrainRun:
+    """`lad llm train`'s shorthands for trainer.resume and trainer.allow_config_change."""
+
+    resume: str | None = field(
+        default=None, metadata={"help": "auto (latest checkpoint) or a checkpoint"}
+    )
+    allow_config_change: bool = field(
+        default=False,
+        metadata={
+            "help": "with --resume auto: continue even if the config differs from the saved one"
+        },
+    )
+
+    def apply(self, config: TrainConfig) -> TrainConfig:
+        """`config` with these set (checked like any override)."""
+        from labkit.config_loading import load
+
+        extra = [f"trainer.resume={self.resume}"] if self.resume else []
+        extra += ["trainer.allow_config_change=true"] if self.allow_config_change else []
+        return load(TrainConfig, None, extra, base=config)

@@ -736,3 +736,10 @@ class Trainer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def done_line(config: Any, last: dict[str, float]) -> str:
+    """What `lad llm train` prints at the end: steps, output directory and the last metrics."""
+    keys = ("reward", "entropy", "completions/mean_length", "tokens/s")
+    summary = "  ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
+    return f"done: {config.trainer.max_steps} steps in {config.trainer.output_dir}  {summary}"
