@@ -9,20 +9,26 @@ holds) print one line to stderr and exit with code 2.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from bandit.config import BanditConfig
-from bandit.experiments import SweepRun
-from bandit.explore import ExploreGrid, ExploreRun
-from bandit.regime import RegimeConfig, RegimeRun
-from bandit.results import CompareRun
-from figures.bandit_policies import LandscapeRun
+from bandit.experiments import SweepRun, run_sweep
+from bandit.explore import ExploreGrid, ExploreRun, build
+from bandit.landscapes import get_landscape
+from bandit.regime import RegimeConfig, RegimeRun, run_regime
+from bandit.results import CompareRun, compare_table
+from figures import bandit_summary
+from figures import report as generated
+from figures.bandit_policies import LandscapeRun, save_landscape
 from figures.bandit_summary import SummaryRun
-from figures.registry import FIGURES, LLM_FIGURES, FigureRun, make
+from figures.llm import draw_saved_demo, saved_demo_message
+from figures.registry import FIGURES, LLM_FIGURES, FigureRun, draw_llm, listing, make
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
 from labkit.config_loading import describe, load
@@ -30,7 +36,13 @@ from labkit.errors import RunError
 from labkit.io import LockedError
 from llm.config import EvalRun, SampleRun, TrainConfig, TrainRun
 from llm.demo_config import DemoConfig, DemoRun
-from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
+from llm.integrations.verl_launch import (
+    LAD_KEYS,
+    LaunchConfig,
+    main_ppo_command,
+    render_script,
+    run_command,
+)
 
 app = typer.Typer(
     help="LAD: learning advantage distributions.", no_args_is_help=True, add_completion=False
@@ -114,8 +126,6 @@ def config_reference(
 def _train_bandit(config: BanditConfig, run: SweepRun, command: str) -> None:
     from rich.console import Console
 
-    from bandit.experiments import run_sweep
-
     table, path = run_sweep(config, run, command)
     Console(width=200).print(table)
     typer.echo(f"results: {path}/metrics.csv, policies.csv, config.json")
@@ -146,8 +156,6 @@ def bandit_sweep(config: BanditConfig, run: SweepRun) -> None:
 def bandit_regime(config: RegimeConfig, run: RegimeRun) -> None:
     """The regime map (docs/bandit-regimes.md): GRPO vs LAD against updates per rollout, reward
     structure and G; writes runs.csv, summary.json (95% bootstrap CIs) and config.json."""
-    from bandit.regime import run_regime
-
     done = lambda name: typer.echo(f"done: {name}")  # noqa: E731
     path = run_regime(run.apply(config), run.out, run.workers, done, ["lad", *sys.argv[1:]])
     typer.echo(f"results: {path}/runs.csv, summary.json, config.json")
@@ -158,10 +166,6 @@ def bandit_regime(config: RegimeConfig, run: RegimeRun) -> None:
 @config_options(ExploreGrid, only=("landscapes", "rewards_file"))
 def bandit_explore(config_overrides: list[str], run: ExploreRun) -> None:
     """Train a grid of configurations and write one offline, interactive HTML page of them."""
-    import time
-    from pathlib import Path
-
-    from bandit.explore import build
     from figures import explorer
 
     start, root = time.perf_counter(), Path(run.out)
@@ -181,9 +185,6 @@ def bandit_landscape(
     name: str = typer.Argument("trimodal", help="built-in landscape (see lad bandit run --help)"),
 ) -> None:
     """Draw a landscape (rewards and P_A, coloured by mode) before training anything."""
-    from bandit.landscapes import get_landscape
-    from figures.bandit_policies import save_landscape
-
     land = get_landscape(name, config.n_arms, config.rewards_file)
     typer.echo(land.summary(run.eta))
     paths = save_landscape(land, run, command=_command_line())
@@ -200,8 +201,6 @@ def bandit_compare(
 ) -> None:
     """A table of final metrics (mean over seeds) across result directories."""
     from rich.console import Console
-
-    from bandit.results import compare_table
 
     Console(width=200).print(compare_table(dirs, run))
     if run.csv_out:
@@ -290,8 +289,6 @@ def llm_verl(
     run: bool = typer.Option(False, "--run", help="run the command instead of printing it"),
 ) -> None:
     """Print (or --run) the verl command of a LAD run: labkit's loss as verl's policy loss `lad`."""
-    from llm.integrations.verl_launch import main_ppo_command, render_script, run_command
-
     given = {k: getattr(lad, k) for k in lad_given}
     argv = main_ppo_command(launch.preset, given, extra, launch.python, **launch.shorthands())
     if run:
@@ -315,8 +312,6 @@ def llm_demo(
 ) -> None:
     """LAD vs GRPO on a tiny language model, a task with many correct answers, CPU: paired
     differences over seeds with bootstrap CIs, on held-out prompts."""
-    import time
-
     from figures.llm_demo import report_demo
     from llm.demo import run_demo
 
@@ -335,8 +330,6 @@ _BANDIT_FIGURE_OPTIONS = ("out", "data", "replot", "workers")
 def _figure_command(name: str, description: str, llm_figure: bool) -> None:
     @config_options(FigureRun, ("out", "runs") if llm_figure else _BANDIT_FIGURE_OPTIONS, "opts")
     def draw(opts: FigureRun) -> None:
-        from figures.registry import draw_llm
-
         if not llm_figure:
             return typer.echo(make([name], opts, _command_line()))
         for path in draw_llm(name, opts.runs, opts.out, _command_line()):
@@ -355,8 +348,6 @@ for _registry, _llm in ((FIGURES, False), (LLM_FIGURES, True)):
 def figures_all(opts: FigureRun) -> None:
     """Regenerate every figure: run the experiments (training included), draw them, and redraw
     the LLM figures when saved `lad llm demo` logs exist (LLM runs are not retrained here)."""
-    from figures.llm import draw_saved_demo, saved_demo_message
-
     typer.echo(make(FIGURES.names(), opts, _command_line()))
     typer.echo(saved_demo_message(draw_saved_demo(opts.out, _command_line()), opts.out))
 
@@ -364,8 +355,6 @@ def figures_all(opts: FigureRun) -> None:
 @figures_app.command("list")
 def figures_list() -> None:
     """List the figures and what each one reads."""
-    from figures.registry import listing
-
     typer.echo(listing())
 
 
@@ -373,8 +362,6 @@ def figures_list() -> None:
 @config_options(SummaryRun, into="run")
 def figures_summary(run: SummaryRun) -> None:
     """Final bandit metrics with bootstrap CIs (fig1, onpolicy, eta) into one small JSON."""
-    from figures import bandit_summary
-
     typer.echo(f"wrote {bandit_summary.write(run.data, run.out, _command_line())}")
 
 
@@ -384,8 +371,6 @@ def report(
 ) -> None:
     """Rewrite the generated blocks (<!-- report:NAME -->) of README.md and docs/*.md from the
     committed results files and the config dataclasses."""
-    from figures import report as generated
-
     outcome = generated.update(check=check)
     typer.echo(generated.describe(outcome, check))
     if check and outcome.stale:
