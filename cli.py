@@ -18,17 +18,17 @@ from typing import Any
 import typer
 
 from bandit.config import BanditConfig
-from bandit.experiments import SweepRun, run_sweep
+from bandit.experiments import SweepRun, run_sweep, run_with_bars
 from bandit.explore import ExploreGrid, ExploreRun, build
 from bandit.landscapes import get_landscape
 from bandit.regime import RegimeConfig, RegimeRun, run_regime
 from bandit.results import CompareRun, compare_table
-from figures import bandit_summary
+from figures import bandit_summary, registry
 from figures import report as generated
 from figures.bandit_policies import LandscapeRun, save_landscape
 from figures.bandit_summary import SummaryRun
 from figures.llm import draw_saved_demo, saved_demo_message
-from figures.registry import FIGURES, LLM_FIGURES, FigureRun, draw_llm, listing, make
+from figures.registry import FIGURES, LLM_FIGURES, FigureRun
 from labkit.config import LossConfig
 from labkit.config_cli import config_options
 from labkit.config_loading import describe, load
@@ -36,13 +36,8 @@ from labkit.errors import RunError
 from labkit.io import LockedError
 from llm.config import EvalRun, SampleRun, TrainConfig, TrainRun
 from llm.demo_config import DemoConfig, DemoRun
-from llm.integrations.verl_launch import (
-    LAD_KEYS,
-    LaunchConfig,
-    main_ppo_command,
-    render_script,
-    run_command,
-)
+from llm.integrations import verl_launch
+from llm.integrations.verl_launch import LAD_KEYS, LaunchConfig
 
 app = typer.Typer(
     help="LAD: learning advantage distributions.", no_args_is_help=True, add_completion=False
@@ -85,6 +80,16 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[..., Any]:
 
 def _command_line() -> str:
     return " ".join(["lad", *sys.argv[1:]])
+
+
+def make_figures(names: list[str], opts: FigureRun, command: str) -> str:
+    """Train what the figures read (bandit, unless --replot), then draw them (figures)."""
+    start, experiments = time.perf_counter(), registry.needed_experiments(names)
+    if experiments and not opts.replot:
+        run_with_bars(experiments, opts.data_root, opts.workers)
+    written = registry.draw_many(names, opts.data_root, opts.out, command, opts.workers)
+    seconds = time.perf_counter() - start
+    return f"{len(written)} files in {opts.out} ({seconds:.0f} s; results in {opts.data_root})"
 
 
 @app.command()
@@ -290,10 +295,12 @@ def llm_verl(
 ) -> None:
     """Print (or --run) the verl command of a LAD run: labkit's loss as verl's policy loss `lad`."""
     given = {k: getattr(lad, k) for k in lad_given}
-    argv = main_ppo_command(launch.preset, given, extra, launch.python, **launch.shorthands())
+    argv = verl_launch.main_ppo_command(
+        launch.preset, given, extra, launch.python, **launch.shorthands()
+    )
     if run:
-        raise typer.Exit(run_command(argv, launch.python))
-    typer.echo(render_script(argv, launch.preset), nl=False)
+        raise typer.Exit(verl_launch.run_command(argv, launch.python))
+    typer.echo(verl_launch.render_script(argv, launch.preset), nl=False)
 
 
 _DEMO_OPTIONS = ("seeds", "warmup_correct_frac", "model_seed", "eval_n", "eval_every", "workers")
@@ -331,8 +338,8 @@ def _figure_command(name: str, description: str, llm_figure: bool) -> None:
     @config_options(FigureRun, ("out", "runs") if llm_figure else _BANDIT_FIGURE_OPTIONS, "opts")
     def draw(opts: FigureRun) -> None:
         if not llm_figure:
-            return typer.echo(make([name], opts, _command_line()))
-        for path in draw_llm(name, opts.runs, opts.out, _command_line()):
+            return typer.echo(make_figures([name], opts, _command_line()))
+        for path in registry.draw_llm(name, opts.runs, opts.out, _command_line()):
             typer.echo(f"wrote {path}")
 
     figures_app.command(name, help=description)(user_errors(draw))
@@ -348,14 +355,14 @@ for _registry, _llm in ((FIGURES, False), (LLM_FIGURES, True)):
 def figures_all(opts: FigureRun) -> None:
     """Regenerate every figure: run the experiments (training included), draw them, and redraw
     the LLM figures when saved `lad llm demo` logs exist (LLM runs are not retrained here)."""
-    typer.echo(make(FIGURES.names(), opts, _command_line()))
+    typer.echo(make_figures(FIGURES.names(), opts, _command_line()))
     typer.echo(saved_demo_message(draw_saved_demo(opts.out, _command_line()), opts.out))
 
 
 @figures_app.command("list")
 def figures_list() -> None:
     """List the figures and what each one reads."""
-    typer.echo(listing())
+    typer.echo(registry.listing())
 
 
 @command(figures_app, "summary")

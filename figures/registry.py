@@ -288,18 +288,3 @@ def listing() -> str:
         f"{n:<11} {LLM_FIGURES.get(n).description}  [reads: LLM run logs]" for n in LLM_FIGURES
     ]
     return "\n".join(lines)
-
-
-def make(names: list[str], opts: FigureRun, command: str | None = None) -> str:
-    """`lad figures NAME` and `all`: run the experiments the figures read (unless opts.replot;
-    the bandit trains here, once, so every figure reads saved results), then draw them."""
-    import time
-
-    from bandit.experiments import run_with_bars
-
-    start, root, experiments = time.perf_counter(), opts.data_root, needed_experiments(names)
-    if experiments and not opts.replot:
-        run_with_bars(experiments, root, opts.workers)
-    written = draw_many(names, root, opts.out, command, opts.workers)
-    seconds = time.perf_counter() - start
-    return f"{len(written)} files in {opts.out} ({seconds:.0f} s; results in {root})"
