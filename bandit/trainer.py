@@ -154,65 +154,76 @@ def _sampled_rewards(config: BanditConfig, mean: Tensor, seeds: Tensor, step: in
 
 
 class OldPolicy:
-    """pi_old of every run and a sampler for it. A fixed pi_old (built once) draws through alias
-    tables, O(1) per draw, or, when it is uniform (the default), straight from the hash; a
+    """pi_old of every run, the exact advantages under it, and a sampler for it.
+
+    A fixed pi_old (built once) draws through alias tables, O(1) per draw, or, when it is uniform (the default), straight from the hash; a
     refreshed one through inverse-CDF search, which is cheaper to rebuild every few steps. Each
     run's sampler depends only on its own pi_old and refresh period, so a draw depends only on
     (pi_old, seed, step, index) whatever else shares the batch.
 
-    fixed: (R,) bool, True where pi_old never changes, or one bool for every run."""
+    logits (R, K); fixed: (R,) bool, True where pi_old never changes, or one bool for every
+    run; rewards (K,) the arms' mean rewards. Everything derived from pi_old (probs, baseline,
+    adv) is computed here, once per refresh, not at every step."""
 
-    def __init__(self, logits: Tensor, fixed: Tensor | bool) -> None:
-        self.log_prob = torch.log_softmax(logits.detach(), dim=-1)
+    def __init__(self, logits: Tensor, fixed: Tensor | bool, rewards: Tensor) -> None:
+        self.rewards = rewards
+        self._set(torch.log_softmax(logits.detach(), dim=-1))
         fixed = torch.as_tensor(fixed, device=logits.device).expand(logits.shape[0])
         uniform = fixed & (self.log_prob == self.log_prob[:, :1]).all(-1)
         alias = fixed & ~uniform
-        # (kind, rows or None for all rows): one sampler per kind present
+        # (kind, rows (R,) bool): one sampler per kind present. With several kinds, each draws
+        # for every run and torch.where keeps each run's own: the same draws as sampling each
+        # subset (a draw depends only on its run's seed and pi_old), and every shape is known
+        # before the step runs, which the compiled path needs.
         self.kinds = [
             (kind, rows)
             for kind, rows in (("hash", uniform), ("alias", alias), ("cdf", ~fixed))
             if bool(rows.any())
         ]
-        if len(self.kinds) == 1:
-            self.kinds = [(self.kinds[0][0], None)]
-        for kind, rows in self.kinds:
-            if kind == "alias":
-                self.alias = rng.alias_table(self._probs(rows))
+        if any(kind == "alias" for kind, _ in self.kinds):
+            # tables for the alias rows; elsewhere "keep arm i" (never selected)
+            prob, table = rng.alias_table(self.probs[alias])
+            self.alias = (
+                torch.ones_like(self.probs).index_put_((alias,), prob),
+                torch.arange(self.probs.shape[-1], device=logits.device)
+                .expand_as(self.probs)
+                .clone()
+                .index_put_((alias,), table),
+            )
         self._build_cdf()
 
-    def _probs(self, rows: Tensor | None) -> Tensor:
-        probs = self.log_prob.exp()
-        return probs if rows is None else probs[rows]
+    def _set(self, log_prob: Tensor) -> None:
+        self.log_prob = log_prob
+        self.probs = log_prob.exp()
+        self.baseline = self.probs @ self.rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
+        self.adv = self.rewards - self.baseline  # (R, K): exact advantages
 
     def _build_cdf(self) -> None:
-        for kind, rows in self.kinds:
-            if kind == "cdf":
-                cdf = self._probs(rows).cumsum(-1)
-                self.cdf = cdf / cdf[:, -1:]
+        if any(kind == "cdf" for kind, _ in self.kinds):
+            cdf = self.probs.cumsum(-1)
+            self.cdf = cdf / cdf[:, -1:]
 
     def refresh(self, logits: Tensor, rows: Tensor) -> None:
         """Copy the policy into pi_old on rows (R,) bool (never fixed ones)."""
-        self.log_prob = torch.where(
-            rows.unsqueeze(-1), torch.log_softmax(logits.detach(), dim=-1), self.log_prob
+        self._set(
+            torch.where(
+                rows.unsqueeze(-1), torch.log_softmax(logits.detach(), dim=-1), self.log_prob
+            )
         )
         self._build_cdf()
 
-    def sample(self, seeds: Tensor, step: int, n: int) -> Tensor:
+    def sample(self, seeds: Tensor, step: int | Tensor, n: int) -> Tensor:
         """(R, n) int64 arms."""
         out = None
         for kind, rows in self.kinds:
-            s = seeds if rows is None else seeds[rows]
             if kind == "hash":
-                arms = rng.uniform_sample(s, rng.SAMPLE, step, n, self.log_prob.shape[-1])
+                arms = rng.uniform_sample(seeds, rng.SAMPLE, step, n, self.log_prob.shape[-1])
             elif kind == "alias":
-                arms = rng.alias_sample(*self.alias, s, rng.SAMPLE, step, n)
+                arms = rng.alias_sample(*self.alias, seeds, rng.SAMPLE, step, n)
             else:
-                arms = rng.categorical(self.cdf, rng.uniform(s, rng.SAMPLE, step, n, torch.float64))
-            if rows is None:
-                return arms
-            if out is None:
-                out = torch.empty(seeds.shape[0], n, dtype=torch.int64, device=seeds.device)
-            out[rows] = arms
+                u = rng.uniform(seeds, rng.SAMPLE, step, n, torch.float64)
+                arms = rng.categorical(self.cdf, u)
+            out = arms if out is None else torch.where(rows.unsqueeze(-1), arms, out)
         return out
 
 
@@ -251,15 +262,12 @@ def _draw(
     config: BanditConfig,
     groups: list[_Group],
     old: OldPolicy,
-    rewards: Tensor,
     seeds: Tensor,
     step: int,
 ) -> _Draw:
-    log_pi_old = old.log_prob
+    log_pi_old, baseline, adv_full = old.log_prob, old.baseline, old.adv
     r = log_pi_old.shape[0]
-    baseline = log_pi_old.exp() @ rewards.unsqueeze(-1)  # (R, 1): E_pi_old[reward]
-    adv_full = rewards - baseline  # (R, K), exact
-    weights = log_pi_old.exp() if config.sampling == "exact" else None
+    weights = old.probs if config.sampling == "exact" else None
     arms = adv = None
     if config.sampling == "sample":
         g = config.num_generations
@@ -270,7 +278,7 @@ def _draw(
             )
         if any(grp.loss_config and not grp.weighted for grp in groups):
             arms = drawn
-            reward = _sampled_rewards(config, rewards[arms], seeds, step)
+            reward = _sampled_rewards(config, old.rewards[arms], seeds, step)
             if config.advantage == "exact":
                 adv = reward - baseline
             else:
@@ -286,13 +294,12 @@ def loss_per_run(
     groups: list[_Group],
     logits: Tensor,
     old: OldPolicy,
-    rewards: Tensor,
     seeds: Tensor,
     step: int,
 ) -> Tensor:
     """(R,) loss of every run at this step (differentiable in logits (R, K)): the reference
     that `grad_per_run` computes the gradient of in closed form."""
-    d = _draw(config, groups, old, rewards, seeds, step)
+    d = _draw(config, groups, old, seeds, step)
     log_pi = torch.log_softmax(logits, dim=-1)
     losses = []
     for grp in groups:
@@ -336,13 +343,12 @@ def grad_per_run(
     groups: list[_Group],
     logits: Tensor,
     old: OldPolicy,
-    rewards: Tensor,
     seeds: Tensor,
     step: int,
 ) -> Tensor:
     """(R, K) gradient of `loss_per_run` w.r.t. the logits, in closed form (bandit/gradients.py):
     no autograd graph. Equal to autograd's up to float rounding (tests/test_bandit_gradients.py)."""
-    d = _draw(config, groups, old, rewards, seeds, step)
+    d = _draw(config, groups, old, seeds, step)
     log_pi = torch.log_softmax(logits, dim=-1)
     pi = log_pi.exp()
     grads = []
@@ -377,6 +383,70 @@ def grad_per_run(
             grad = gradients.sampled_grad(c.squeeze(-1), arms, pi[rows])
         grads.append(grad)
     return torch.cat(grads)
+
+
+def _mark_non_finite(first_bad: Tensor, grad: Tensor, step: int | Tensor) -> None:
+    """Set first_bad (R,) int64 to step, in place, for the runs whose gradient (R, K) is
+    non-finite for the first time. amax propagates NaN and keeps inf, so isfinite of it is
+    isfinite(grad).all(-1) in one reduction."""
+    first_bad.masked_fill_(~torch.isfinite(grad.abs().amax(-1)) & (first_bad == 0), step)
+
+
+def _optimizer_step(
+    config: BanditConfig, logits: Tensor, grad: Tensor, adam: AdamState, lr: Tensor
+) -> None:
+    if config.optimizer == "adam":
+        adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps)
+    else:
+        sgd_step(logits, grad, lr)
+
+
+@torch.no_grad()
+def update(
+    config: BanditConfig,
+    groups: list[_Group],
+    logits: Tensor,
+    adam: AdamState,
+    old: OldPolicy,
+    seeds: Tensor,
+    lr: Tensor,
+    first_bad: Tensor,
+    step: int | Tensor,
+) -> None:
+    """One training step of every run, in place: the draws, the closed-form gradient, the
+    optimiser update of logits (R, K) and adam, and first_bad (R,) (see `_mark_non_finite`).
+    step may be a 0-d int64 tensor (the compiled path)."""
+    grad = grad_per_run(config, groups, logits, old, seeds, step)
+    _optimizer_step(config, logits, grad, adam, lr)
+    _mark_non_finite(first_bad, grad, step)
+
+
+def compiled_update(
+    config: BanditConfig,
+    groups: list[_Group],
+    old: OldPolicy,
+    seeds: Tensor,
+    lr: Tensor,
+) -> Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], None]:
+    """`update` compiled by torch.compile (inductor) into a few fused loops: (logits, exp_avg,
+    exp_avg_sq, first_bad, step), every tensor but step updated in place, step a 0-d int64
+    tensor.
+
+    Eager torch makes one pass over memory per operation (about 60 per step for LAD); the fused
+    kernel makes a few. The graph is specialised to this sweep's shapes and code paths; the
+    first call compiles it (tens of seconds on 2 cores), later processes load it from
+    inductor's on-disk cache (seconds). pi_old is read from `old` at every call, so refreshes
+    need no recompilation. The same mathematics as `update`, so equal to it up to float
+    rounding (tests/test_bandit_compiled.py)."""
+
+    def step_fn(
+        logits: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, first_bad: Tensor, step: Tensor
+    ) -> None:
+        # Adam's bias corrections from the step tensor, in float64 as from a Python int
+        adam = AdamState(exp_avg, exp_avg_sq, (step - 1).to(torch.float64))
+        update(config, groups, logits, adam, old, seeds, lr, first_bad, step)
+
+    return torch.compile(step_fn, fullgraph=True, dynamic=False)
 
 
 def prepare(config: BanditConfig) -> Landscape:
@@ -447,7 +517,12 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     tick = max(1, config.steps // 200)
     start = time.perf_counter()
     periods = torch.tensor([run.refresh for run in runs], device=dev)
-    old = OldPolicy(logits, fixed=periods == 0)
+    old = OldPolicy(logits, periods == 0, rewards)
+    compiled = None
+    if config.gradient == "compiled":
+        compiled = compiled_update(config, groups, old, seeds, lr)
+        # the step as a tensor, so one compiled graph serves every step
+        steps_t = torch.arange(config.steps + 1, device=dev)
     # rows of each refresh period, to copy the policy into pi_old every `period` steps
     refresh_rows = {int(p): periods == p for p in periods.unique().tolist() if p > 0}
     record(0, old.log_prob)
@@ -455,18 +530,17 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
         due = [rows for p, rows in refresh_rows.items() if step > 1 and (step - 1) % p == 0]
         if due:
             old.refresh(logits, torch.stack(due).any(0))
-        if config.gradient == "closed":
-            grad = grad_per_run(config, groups, logits, old, rewards, seeds, step)
-            finite = torch.isfinite(grad).all(-1)
+        if compiled is not None:
+            compiled(logits, adam.exp_avg, adam.exp_avg_sq, first_bad, steps_t[step])
+            adam.step = step
+        elif config.gradient == "closed":
+            update(config, groups, logits, adam, old, seeds, lr, first_bad, step)
         else:
-            loss = loss_per_run(config, groups, logits, old, rewards, seeds, step)
+            loss = loss_per_run(config, groups, logits, old, seeds, step)
             (grad,) = torch.autograd.grad(loss.sum(), logits)
-            finite = torch.isfinite(loss) & torch.isfinite(grad).all(-1)
-        first_bad = torch.where(~finite & (first_bad == 0), step, first_bad)
-        if config.optimizer == "adam":
-            adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps)
-        else:
-            sgd_step(logits, grad, lr)
+            # + loss: a row is marked when its loss or any entry of its gradient is non-finite
+            _mark_non_finite(first_bad, grad + loss.unsqueeze(-1), step)
+            _optimizer_step(config, logits, grad, adam, lr)
         record(step, old.log_prob)
         if progress is not None and (step % tick == 0 or step == config.steps):
             progress(step, config.steps)

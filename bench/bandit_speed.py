@@ -72,7 +72,7 @@ def loop(n_runs: int, steps: int) -> tuple[float, torch.Tensor]:
         logits = torch.zeros(k, requires_grad=True)
         opt = torch.optim.Adam([logits], lr=5e-3)
         log_pi_old = torch.log_softmax(logits.detach(), -1)
-        old = OldPolicy(logits.detach().unsqueeze(0), fixed=True)  # the trainer's sampler
+        old = OldPolicy(logits.detach().unsqueeze(0), True, rewards)  # the trainer's sampler
         adv_all = rewards - log_pi_old.exp() @ rewards
         seeds = torch.tensor([seed])
         for step in range(1, steps + 1):

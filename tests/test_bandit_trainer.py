@@ -93,10 +93,8 @@ def test_batched_losses_equal_per_run_calls(agg, n_gen):
     k = 50
     rewards = torch.rand(k, generator=g, dtype=torch.float64) * 3
     logits = torch.randn(len(runs), k, generator=g, dtype=torch.float64).requires_grad_()
-    old = OldPolicy(torch.randn(len(runs), k, generator=g, dtype=torch.float64), fixed=True)
-    batched = loss_per_run(
-        config, _groups(runs, config, eta, k), logits, old, rewards, seeds, step=4
-    )
+    old = OldPolicy(torch.randn(len(runs), k, generator=g, dtype=torch.float64), True, rewards)
+    batched = loss_per_run(config, _groups(runs, config, eta, k), logits, old, seeds, step=4)
     assert by_arm(config, "lad", k) == (n_gen >= k) and not by_arm(config, "kl_cov", k)
 
     arms = old.sample(seeds, 4, config.num_generations)
@@ -127,17 +125,16 @@ def test_exact_expectation_matches_many_samples():
     eta = torch.ones(1, dtype=torch.float64)
     rewards = torch.linspace(0, 3, 50, dtype=torch.float64)
     logits = torch.randn(1, 50, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    old = OldPolicy(torch.zeros(1, 50, dtype=torch.float64), fixed=True)
+    old = OldPolicy(torch.zeros(1, 50, dtype=torch.float64), True, rewards)
     seeds = torch.zeros(1, dtype=torch.int64)
     exact = loss_per_run(
-        base.replace(sampling="exact"), _groups(runs, base, eta, 50), logits, old, rewards, seeds, 1
+        base.replace(sampling="exact"), _groups(runs, base, eta, 50), logits, old, seeds, 1
     )
     sampled = loss_per_run(
         base.replace(num_generations=100_000),
         _groups(runs, base, eta, 50),
         logits,
         old,
-        rewards,
         seeds,
         1,
     )
