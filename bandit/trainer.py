@@ -446,6 +446,9 @@ def compiled_update(
         adam = AdamState(exp_avg, exp_avg_sq, (step - 1).to(torch.float64))
         update(config, groups, logits, adam, old, seeds, lr, first_bad, step)
 
+    # Each sweep shape is its own graph; dynamo's default limit of 8 graphs per function would
+    # make fullgraph=True fail in a process that runs more sweeps (tests, the explorer).
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 1024)
     return torch.compile(step_fn, fullgraph=True, dynamic=False)
 
 
