@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from labkit.config_loading import check_device, finite_positive, to_dict
+from labkit.config_loading import check_cpp_compiler, check_device, finite_positive, to_dict
 
 # This module imports no torch (the registries are consulted inside validation), so that the CLI
 # can build its help text from these fields without the torch start-up cost.
@@ -320,6 +320,8 @@ class BanditConfig:
         """Checks of this machine, made when a run starts (never when a config is built, so
         results saved with device=cuda load on a CPU machine)."""
         check_device("device", self.device)
+        if self.gradient == "compiled" and self.device == "cpu":
+            check_cpp_compiler("gradient", self.gradient, "gradient=closed")
 
     @property
     def temperatures(self) -> tuple[float, ...]:

@@ -355,6 +355,21 @@ def check_device(key: str, device: str, allow_auto: bool = False) -> Any:
     return dev
 
 
+def check_cpp_compiler(key: str, value: str, instead: str) -> None:
+    """One line naming `key` when torch.compile on CPU cannot run: inductor builds its kernels
+    with the C++ compiler it finds (g++ by default). instead: what to use without one."""
+    from torch._inductor import exc
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except exc.InvalidCxxCompiler:
+        raise ValueError(
+            f"{key}={value!r} needs a C++ compiler for torch.compile on CPU and none was found"
+            f" (install g++, e.g. apt-get install g++); or use {instead}"
+        ) from None
+
+
 def check_path(key: str, path: str | Path, what: str = "an existing file or directory") -> Path:
     """`path` as a Path; one line naming `key` when it does not exist."""
     p = Path(path)

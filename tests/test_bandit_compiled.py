@@ -90,3 +90,14 @@ def test_non_finite_runs_are_caught_on_the_compiled_path():
         messages.append(str(e.value))
     assert "lad/pearson eta=0.01 lr=0.005 seed=0 (step " in messages[0]
     assert messages[1] == messages[0]
+
+
+def test_without_a_cpp_compiler_compiled_fails_in_one_line_before_any_work(monkeypatch):
+    from torch._inductor import config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
+    with pytest.raises(
+        ValueError, match=r"^gradient='compiled' needs a C\+\+ compiler .*gradient=closed$"
+    ):
+        train(BanditConfig(**SMALL, gradient="compiled"))
+    train(BanditConfig(**SMALL, gradient="closed"))  # the eager path needs none
