@@ -47,6 +47,8 @@ def _alone(config: BanditConfig, run) -> BanditConfig:
         lrs=(run.lr,),
         seed=run.seed,
         n_seeds=1,
+        refresh_every=run.refresh,
+        refresh_periods=None,
     )
 
 
@@ -61,14 +63,22 @@ def _alone(config: BanditConfig, run) -> BanditConfig:
             "init": "random",
             "init_scale": 0.5,
         },
+        # fixed and refreshed pi_old in one sweep: two samplers (hash + cdf; alias + cdf) side by side
+        {"refresh_periods": (0, 3), "num_generations": 16},
+        {"refresh_periods": (0, 3), "num_generations": 16, "init": "random", "init_scale": 0.5},
     ],
-    ids=["fixed-exact", "refreshed-grpo-noise-random-init"],
+    ids=[
+        "fixed-exact",
+        "refreshed-grpo-noise-random-init",
+        "hash-and-cdf-samplers",
+        "alias-and-cdf-samplers",
+    ],
 )
 def test_run_in_a_sweep_equals_the_same_run_alone(extra):
     config = BanditConfig(**MIXED, **extra)
     sweep = train(config)
     runs = expand_runs(config)
-    assert len(runs) == 56
+    assert len(runs) == 56 * len(config.refresh_axis)
     for i in range(0, len(runs), 7):  # one run of every code path
         alone = train(_alone(config, runs[i]))
         np.testing.assert_allclose(alone.policies[:, 0], sweep.policies[:, i], rtol=0, atol=1e-12)
