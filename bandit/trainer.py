@@ -156,8 +156,9 @@ def _sampled_rewards(config: BanditConfig, mean: Tensor, seeds: Tensor, step: in
 class OldPolicy:
     """pi_old of every run, the exact advantages under it, and a sampler for it.
 
-    A fixed pi_old (built once) draws through alias tables, O(1) per draw, or, when it is uniform (the default), straight from the hash; a
-    refreshed one through inverse-CDF search, which is cheaper to rebuild every few steps. Each
+    A fixed pi_old (built once) draws through alias tables, O(1) per draw, or straight from the
+    hash when it is uniform (the default); a refreshed one through inverse-CDF search, which is
+    cheaper to rebuild every few steps. Each
     run's sampler depends only on its own pi_old and refresh period, so a draw depends only on
     (pi_old, seed, step, index) whatever else shares the batch.
 
