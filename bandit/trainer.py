@@ -34,7 +34,7 @@ from bandit import gradients, rng
 from bandit.config import BanditConfig, RunSpec, expand_runs
 from bandit.landscapes import Landscape, get_landscape
 from bandit.metrics import METRICS, policy_metrics
-from bandit.optim import AdamState, adam_step, sgd_step
+from bandit.optim import AdamState, adam_bias, adam_step, sgd_step
 from labkit.advantages import compute_advantages
 from labkit.config import AdvantageConfig, LossConfig
 from labkit.errors import NonFiniteError
@@ -394,10 +394,15 @@ def _mark_non_finite(first_bad: Tensor, grad: Tensor, step: int | Tensor) -> Non
 
 
 def _optimizer_step(
-    config: BanditConfig, logits: Tensor, grad: Tensor, adam: AdamState, lr: Tensor
+    config: BanditConfig,
+    logits: Tensor,
+    grad: Tensor,
+    adam: AdamState,
+    lr: Tensor,
+    bias: tuple[Tensor, Tensor] | None = None,
 ) -> None:
     if config.optimizer == "adam":
-        adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps)
+        adam_step(logits, grad, adam, lr, config.adam_betas, config.adam_eps, bias)
     else:
         sgd_step(logits, grad, lr)
 
@@ -413,12 +418,14 @@ def update(
     lr: Tensor,
     first_bad: Tensor,
     step: int | Tensor,
+    bias: tuple[Tensor, Tensor] | None = None,
 ) -> None:
     """One training step of every run, in place: the draws, the closed-form gradient, the
     optimiser update of logits (R, K) and adam, and first_bad (R,) (see `_mark_non_finite`).
-    step may be a 0-d int64 tensor (the compiled path)."""
+    step may be a 0-d int64 tensor and bias Adam's precomputed corrections (the compiled
+    path)."""
     grad = grad_per_run(config, groups, logits, old, seeds, step)
-    _optimizer_step(config, logits, grad, adam, lr)
+    _optimizer_step(config, logits, grad, adam, lr, bias)
     _mark_non_finite(first_bad, grad, step)
 
 
@@ -428,10 +435,10 @@ def compiled_update(
     old: OldPolicy,
     seeds: Tensor,
     lr: Tensor,
-) -> Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], None]:
+) -> Callable[[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor], None]:
     """`update` compiled by torch.compile (inductor) into a few fused loops: (logits, exp_avg,
-    exp_avg_sq, first_bad, step), every tensor but step updated in place, step a 0-d int64
-    tensor.
+    exp_avg_sq, first_bad, step, bias), the first four updated in place; step a 0-d int64
+    tensor, bias (2,) float64 this step's `adam_bias` (a row of the table `train` builds).
 
     Eager torch makes one pass over memory per operation (about 60 per step for LAD); the fused
     kernel makes a few. The graph is specialised to this sweep's shapes and code paths; the
@@ -441,11 +448,15 @@ def compiled_update(
     rounding (tests/test_bandit_compiled.py)."""
 
     def step_fn(
-        logits: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, first_bad: Tensor, step: Tensor
+        logits: Tensor,
+        exp_avg: Tensor,
+        exp_avg_sq: Tensor,
+        first_bad: Tensor,
+        step: Tensor,
+        bias: Tensor,
     ) -> None:
-        # Adam's bias corrections from the step tensor, in float64 as from a Python int
-        adam = AdamState(exp_avg, exp_avg_sq, (step - 1).to(torch.float64))
-        update(config, groups, logits, adam, old, seeds, lr, first_bad, step)
+        adam = AdamState(exp_avg, exp_avg_sq)  # its step count is not read: bias is given
+        update(config, groups, logits, adam, old, seeds, lr, first_bad, step, (bias[0], bias[1]))
 
     # Each sweep shape is its own graph; dynamo's default limit of 8 graphs per function would
     # make fullgraph=True fail in a process that runs more sweeps (tests, the explorer).
@@ -525,8 +536,11 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
     compiled = None
     if config.gradient == "compiled":
         compiled = compiled_update(config, groups, old, seeds, lr)
-        # the step as a tensor, so one compiled graph serves every step
+        # the step and Adam's bias corrections as tensors, so one compiled graph serves every step
         steps_t = torch.arange(config.steps + 1, device=dev)
+        bias_t = torch.stack(
+            adam_bias(steps_t.to(torch.float64).clamp(min=1), config.adam_betas), -1
+        )
     # rows of each refresh period, to copy the policy into pi_old every `period` steps
     refresh_rows = {int(p): periods == p for p in periods.unique().tolist() if p > 0}
     record(0, old.log_prob)
@@ -535,7 +549,7 @@ def train(config: BanditConfig, progress: Progress | None = None) -> BanditResul
         if due:
             old.refresh(logits, torch.stack(due).any(0))
         if compiled is not None:
-            compiled(logits, adam.exp_avg, adam.exp_avg_sq, first_bad, steps_t[step])
+            compiled(logits, adam.exp_avg, adam.exp_avg_sq, first_bad, steps_t[step], bias_t[step])
             adam.step = step
         elif config.gradient == "closed":
             update(config, groups, logits, adam, old, seeds, lr, first_bad, step)
