@@ -21,6 +21,8 @@ from figures import explorer
 from labkit.io import provenance, write_json
 
 RESULT = Path(__file__).parent / "results" / "explorer_build.json"
+# issue 12's goals for the default grid on 2 cores
+TARGETS = {"total_seconds": 60.0, "page_mb": 20.0}
 
 
 def main() -> None:
@@ -47,6 +49,7 @@ def main() -> None:
         "total_seconds": t2 - t0,
         "page_mb": size / 1e6,
         "workers": args.workers,
+        "targets": TARGETS,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "provenance": provenance(),
@@ -65,7 +68,17 @@ def report_markdown(path: Path = RESULT) -> str:
         f"`{res['provenance']['command']}`: {res['runs']} runs of {res['grid']['steps']} steps "
         f"trained in {res['train_seconds']:.0f} s, page written in {res['page_seconds']:.0f} s "
         f"({res['total_seconds']:.0f} s in all, {res['workers']} workers, load average "
-        f"{res['loadavg_before'][0]:.1f} before), page {res['page_mb']:.1f} MB.\n"
+        f"{res['loadavg_before'][0]:.1f} before), page {res['page_mb']:.1f} MB. "
+        + _verdict(res)
+        + "\n"
+    )
+
+
+def _verdict(res: dict) -> str:
+    t = res.get("targets", TARGETS)
+    met = res["total_seconds"] <= t["total_seconds"] and res["page_mb"] <= t["page_mb"]
+    return f"Target ≤ {t['total_seconds']:.0f} s and ≤ {t['page_mb']:.0f} MB on 2 cores: " + (
+        "met." if met else "NOT met."
     )
 
 
