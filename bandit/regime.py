@@ -16,8 +16,8 @@ call over objectives x mu x seeds. Outcomes are exact over all arms of the final
 (bandit.metrics.correct_metrics; correct = `Landscape.peak_arms`: the good arms of a plateau, the
 top arm of each trimodal bump) plus TV to the target: the exact iterated tilt after as many
 rollouts, ceil(steps / mu), as the run had (P_A when pi_old is fixed). The theory curve is that
-tilt's own outcomes. `summarise` gives means with 95% percentile-bootstrap CIs over seeds
-(scipy.stats.bootstrap, explicit generator) and differences LAD - clipped GRPO (eps 0.2).
+tilt's own outcomes. `summarise` gives means with 95% percentile-bootstrap CIs over seeds and
+differences LAD - clipped GRPO (eps 0.2), unpaired (`labkit.stats`, explicit generator).
 
 Files (`run_regime` into a directory): runs.csv (one row per run), summary.json (points, theory
 curve, differences; the figure and the report blocks read it), config.json (RegimeConfig, each
@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from bandit.config import BanditConfig, expand_runs
 from bandit.landscapes import Landscape
@@ -47,6 +46,7 @@ from bandit.metrics import CORRECT_METRICS, correct_metrics
 from bandit.theory import iterated_tilt
 from bandit.trainer import train
 from labkit.io import atomic_write, provenance, write_json
+from labkit.stats import bootstrap_ci, bootstrap_diff_ci
 
 OUTCOMES = (*CORRECT_METRICS, "tv_target")
 FIXED = 0  # mu = 0: pi_old never refreshed
@@ -308,35 +308,6 @@ def run_panel(
     return rows, theory, result.seconds
 
 
-def _ci(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tuple[float, float, float]:
-    """Mean and 95% percentile-bootstrap CI of the mean over seeds (the point when all equal)."""
-    mean = float(values.mean())
-    if len(values) < 2 or np.ptp(values) == 0:
-        return mean, mean, mean
-    res = stats.bootstrap(
-        (values,), np.mean, n_resamples=n_boot, method="percentile", random_state=rng
-    )
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def _diff_ci(
-    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int
-) -> tuple[float, float, float]:
-    """mean(a) - mean(b) and its 95% CI, each sample resampled on its own (runs are unpaired)."""
-    diff = float(a.mean() - b.mean())
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return diff, diff, diff
-    res = stats.bootstrap(
-        (a, b),
-        lambda x, y, axis=-1: x.mean(axis) - y.mean(axis),
-        n_resamples=n_boot,
-        method="percentile",
-        random_state=rng,
-        vectorized=True,
-    )
-    return diff, float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
 POINT_KEYS = ("panel", "structure", "G", "side", "objective", "eta", "lr", "mu")
 
 
@@ -353,9 +324,8 @@ def summarise(
     for key, members in groups.items():
         point: dict[str, Any] = {**dict(zip(POINT_KEYS, key, strict=True)), "n": len(members)}
         for m in OUTCOMES:
-            point[m], point[m + "_lo"], point[m + "_hi"] = _ci(
-                np.array([x[m] for x in members]), rng, n_boot
-            )
+            mean, lo, hi = bootstrap_ci(np.array([x[m] for x in members]), rng, n_boot)
+            point[m], point[m + "_lo"], point[m + "_hi"] = float(mean), float(lo), float(hi)
         points.append(point)
         ref_key = tuple(
             REFERENCE if k == "objective" else v for k, v in zip(POINT_KEYS, key, strict=True)
@@ -367,7 +337,7 @@ def summarise(
         diff: dict[str, Any] = {**dict(zip(POINT_KEYS, key, strict=True)), "minus": REFERENCE}
         for m in OUTCOMES:
             a, b = np.array([x[m] for x in members]), np.array([x[m] for x in ref])
-            diff[m], diff[m + "_lo"], diff[m + "_hi"] = _diff_ci(a, b, rng, n_boot)
+            diff[m], diff[m + "_lo"], diff[m + "_hi"] = bootstrap_diff_ci(a, b, rng, n_boot)
         diffs.append(diff)
     return {"points": points, "diffs": diffs}
 

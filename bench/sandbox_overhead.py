@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from figures.stats import bootstrap_ci
 from labkit.io import provenance, relative, write_json
+from labkit.stats import bootstrap_ci
 from llm.rewards import code_reward
 from llm.sandbox import SandboxLimits, TestCases, bwrap_problem, run_tests
 

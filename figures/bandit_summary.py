@@ -18,9 +18,9 @@ import numpy as np
 from bandit import results
 from figures.io import read_csv
 from figures.report import command_line, load_json
-from figures.stats import bootstrap_ci
 from figures.theory import gap_curve
 from labkit.io import provenance, write_json
+from labkit.stats import bootstrap_ci
 
 SUMMARY = "docs/results/bandit/summary.json"
 EXPERIMENTS = ("fig1", "onpolicy", "eta")

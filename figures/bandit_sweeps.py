@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from figures import style
 from figures.bandit_policies import draw_policy
 from figures.io import BanditData, Table, load_bandit
-from figures.stats import bootstrap_ci, policy_matrix, seed_matrix
+from figures.stats import policy_matrix, seed_matrix
+from labkit.stats import bootstrap_ci
 
 BAND_SEED = 0  # bootstrap resamples are drawn from np.random.default_rng(BAND_SEED)
 

@@ -47,7 +47,7 @@ from figures.llm_logs import (
     sweep_divergences,
     time_per_token,
 )
-from figures.stats import bootstrap_ci
+from labkit.stats import bootstrap_ci
 
 BAND_SEED = 0
 STRICT = ("tv", "hellinger", "js")

@@ -3,7 +3,7 @@
 `demo_summary` reads a demo's `results.json` (or `results_mu.json`) and pairs every LAD method
 with GRPO at the same updates per rollout mu: per seed (same warm-up checkpoint, same seed, same
 budget) the difference LAD - GRPO of each metric, the mean difference over seeds and its 95%
-paired percentile-bootstrap CI (`figures.stats.paired_bootstrap_ci`), on the held-out prompts (the
+paired percentile-bootstrap CI (`labkit.stats.paired_bootstrap_ci`), on the held-out prompts (the
 headline) and on the training prompts. Metrics: avg@n, pass@4, pass@n, distinct correct answers
 per prompt at the end, and distinct correct answers at matched accuracy (read off each run's eval
 curve where its avg@n first reaches the highest accuracy every run of the pair reaches).
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from figures.llm_logs import read_json, value_at_accuracy
-from figures.stats import bootstrap_ci, paired_bootstrap_ci
 from labkit.io import ROOT, provenance, relative, write_json
+from labkit.stats import bootstrap_ci, paired_bootstrap_ci
 
 RESULTS = ROOT / "docs" / "results" / "demo"
 CI_SEED = 0  # seed of the bootstrap resamples: the summary is a function of the results file

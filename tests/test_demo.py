@@ -225,7 +225,7 @@ def test_heldout_prompts_are_disjoint_from_training_prompts():
 
 
 def test_paired_bootstrap_ci_against_hand_computed_cases():
-    from figures.stats import paired_bootstrap_ci
+    from labkit.stats import paired_bootstrap_ci
 
     rng = np.random.default_rng(0)
     # differences (0, 0, 0, 3): a resampled mean is 3k/4 with k ~ Binomial(4, 1/4); P(k = 0) = 0.32

@@ -8,8 +8,9 @@ import torch
 from figures import style
 from figures.io import Table, load_bandit, read_csv
 from figures.registry import FIGURES, draw, needed_experiments
-from figures.stats import bootstrap_ci, loglog_slope, seed_matrix, total_variation
+from figures.stats import loglog_slope, seed_matrix, total_variation
 from figures.theory import onpolicy_weight, push
+from labkit.stats import bootstrap_ci
 
 
 def test_bootstrap_ci_known_cases():

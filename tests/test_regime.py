@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from bandit.config import BanditConfig
 from bandit.landscapes import get_landscape
 from bandit.metrics import correct_metrics
-from bandit.regime import _diff_ci, plateau_rewards, rollouts, summarise
+from bandit.regime import plateau_rewards, rollouts, summarise
 from bandit.theory import iterated_tilt
 from bandit.trainer import train
+from labkit.stats import bootstrap_diff_ci
 
 
 def test_correct_metrics_hand_computed():
@@ -141,7 +142,7 @@ def test_summarise_cis_and_differences():
     assert diff["tv_target"] == diff["tv_target_lo"] == diff["tv_target_hi"] == 0.0
     # a CI that covers 0 when the two samples come from one distribution
     rng = np.random.default_rng(1)
-    _, lo, hi = _diff_ci(rng.normal(size=40), rng.normal(size=40), np.random.default_rng(0), 1000)
+    _, lo, hi = bootstrap_diff_ci(rng.normal(size=40), rng.normal(size=40), rng, 1000)
     assert lo < 0 < hi
 
 
