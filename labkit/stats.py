@@ -95,8 +95,10 @@ def bootstrap_diff_ci(
 ) -> tuple[float, float, float]:
     """mean(a) - mean(b) for two independent samples, and its percentile-bootstrap CI.
 
-    Each sample is resampled on its own (unpaired: different runs share nothing, e.g. two
-    objectives' runs of a bandit sweep), with the same draws as `bootstrap_ci`.
+    Each sample is resampled on its own, with the same draws as `bootstrap_ci`. Where the two
+    samples' seeds correspond and share randomness (a bandit sweep's objectives draw the same
+    numbers for the same seed), this ignores the pairing; with positively correlated pairs that
+    makes it wider (more conservative) than `paired_bootstrap_ci`.
 
     Args:
         a, b: (n_a,), (n_b,) one value per seed of each method; the lengths may differ.
