@@ -355,6 +355,8 @@ def run_regime(
     """Train every panel (in `workers` spawned processes) and write runs.csv, summary.json and
     config.json into out. Returns out."""
     out = Path(out)
+    # taken before any file is written: rewriting a committed grid must not mark its commit dirty
+    prov = provenance(command)
     all_panels = panels(cfg, out / "rewards")  # every config checked before any file
     write_rewards(cfg, out / "rewards")
     rows: list[dict[str, Any]] = []
@@ -407,7 +409,7 @@ def run_regime(
             for p in all_panels
         ],
         "correct": "the best arm of each mode: the k reward-1 arms of a plateau, the top of each trimodal bump",
-        "provenance": provenance(command),
+        "provenance": prov,
     }
     write_json(out / "config.json", meta)  # last: its presence marks a complete directory
     return out
