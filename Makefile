@@ -28,7 +28,7 @@ figures: setup
 
 # The committed results (docs/results/, docs/figures/) and every generated block of README.md and
 # docs/*.md. Benchmarks (bench/results/) are machine-specific: rerun each script, then `lad report`.
-# The regime grid and the LM demo are the long steps (see docs/bandit-regimes.md, docs/llm-demo.md).
+# The LM demo is the long step (docs/llm-demo.md).
 DEMO_MU := grpo_mu1,lad_js_mu1,grpo_mu2,lad_js_mu2,grpo_mu4,lad_js_mu4,grpo_mu16,lad_js_mu16
 results: figures
 	$(BIN)/lad figures summary --data $(OUT)/data --out docs/results/bandit/summary.json

@@ -3,6 +3,7 @@ trainer, the CLI end to end, and the report blocks from the committed results.""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from bandit.config import BanditConfig
 from bandit.landscapes import get_landscape
 from bandit.metrics import correct_metrics
-from bandit.regime import plateau_rewards, rollouts, summarise
+from bandit.regime import POINT_KEYS, plateau_rewards, rollouts, summarise
 from bandit.theory import iterated_tilt
 from bandit.trainer import train
 from labkit.stats import bootstrap_diff_ci
@@ -210,3 +211,38 @@ def test_report_blocks_render_from_committed_results():
     assert f"{lad_fixed['eff_correct']:.2f} [{lad_fixed['eff_correct_lo']:.2f}" in table
     line = regime.REPORT_BLOCKS["regime-conclusion"]()
     assert line.startswith("On plateau k=10, G=64:") and "\n" not in line
+
+
+def test_committed_summary_is_what_summarise_gives_from_the_committed_runs():
+    """The report blocks read summary.json; it must be the intervals of runs.csv (a summary left
+    from an older grid, or computed another way, fails here)."""
+    import csv
+
+    from bandit.regime import OUTCOMES
+
+    root = Path(__file__).parents[1] / "docs" / "results" / "regime"
+    cfg = json.loads((root / "config.json").read_text())["config"]
+    rows = []
+    with open(root / "runs.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            rows.append(
+                {
+                    **r,
+                    "G": int(r["G"]) if r["G"] else None,
+                    "eta": float(r["eta"]),
+                    "lr": float(r["lr"]),
+                    "mu": int(r["mu"]),
+                    "seed": int(r["seed"]),
+                    **{m: float(r[m]) for m in OUTCOMES},
+                }
+            )
+    ours = summarise(rows, cfg["n_boot"], cfg["seed"])
+    committed = json.loads((root / "summary.json").read_text())
+    for kind in ("points", "diffs"):
+        assert len(ours[kind]) == len(committed[kind])
+        for a, b in zip(ours[kind], committed[kind], strict=True):
+            assert {k: a[k] for k in POINT_KEYS} == {k: b[k] for k in POINT_KEYS}
+            for m in OUTCOMES:
+                for key in (m, m + "_lo", m + "_hi"):
+                    # runs.csv keeps 6 significant digits, so the means move in the 6th
+                    assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (kind, a, key)
