@@ -601,6 +601,7 @@ class Trainer:
         if changes:
             append_jsonl(out / "config_changes.jsonl", {"step": start, "changes": changes})
         if state is not None:
+            self.skipped_in_a_row = int(state.get("skipped_in_a_row", 0))  # older checkpoints: 0
             self.generator.sync_weights(self.model)
         return start
 
@@ -646,7 +647,12 @@ class Trainer:
             tokenizer=self.tokenizer,
             optimizer=self.optimizer,
             scheduler=self.scheduler,
-            state={"prompts_consumed": step * t.train_batch_size, "config": self.config.to_dict()},
+            state={
+                "prompts_consumed": step * t.train_batch_size,
+                "config": self.config.to_dict(),
+                # a resume inside a run of skipped steps must stop where the whole run would
+                "skipped_in_a_row": self.skipped_in_a_row,
+            },
             modules=self.modules,
             keep_last=t.keep_last,
         )

@@ -92,6 +92,23 @@ def test_an_all_skipped_step_makes_no_update_and_n_in_a_row_stop(tmp_path, caplo
         trainer.train_step(3)
 
 
+def test_the_skipped_steps_in_a_row_survive_a_resume(tmp_path):
+    """A checkpoint taken inside a run of skipped steps keeps the count: the resumed run stops
+    at the step the uninterrupted one would."""
+
+    def nothing(prompts, completions, **kw):  # every reward skipped
+        return [None] * len(completions)
+
+    args = ("trainer.max_steps=4", "trainer.save_steps=1", "trainer.max_skipped_steps=2")
+    first = make_trainer(tiny_config(tmp_path, *args))
+    first.rewards = RewardSet([nothing])
+    first.train(until=1)  # step 1 skipped, checkpoint at step 1
+    resumed = make_trainer(tiny_config(tmp_path, *args, "trainer.resume=auto"))
+    resumed.rewards = RewardSet([nothing])
+    with pytest.raises(RewardError, match=r"^step 2: no sample got a reward in 2 consecutive"):
+        resumed.train()
+
+
 # --- the lock --------------------------------------------------------------------------------------
 
 
