@@ -218,7 +218,12 @@ def _figures() -> dict[str, go.Figure]:
     for i, side in enumerate(SIDES, start=1):
         c = COLORS[side]
         pol.add_trace(
-            go.Scatter(name="P_A", mode="lines", line={"color": COLORS["target"], "dash": "dash"}),
+            go.Scatter(
+                name="P_A",
+                mode="lines",
+                line={"color": COLORS["target"], "dash": "dash"},
+                showlegend=i == 1,  # the same curve in both panels: one legend entry
+            ),
             1,
             i,
         )
@@ -241,7 +246,10 @@ def _figures() -> dict[str, go.Figure]:
         pol.add_trace(go.Scatter(name=f"{side} π_t", mode="lines+markers", line={"color": c}), 1, i)
     pol.update_xaxes(title_text="arm")
     pol.update_yaxes(title_text="probability", row=1, col=1)
-    pol.update_layout(height=380, margin={"t": 40, "b": 40}, legend={"orientation": "h"})
+    # the horizontal legend goes below the "arm" axis titles, not over them
+    pol.update_layout(
+        height=400, margin={"t": 40, "b": 60}, legend={"orientation": "h", "y": -0.22}
+    )
 
     cur = make_subplots(rows=1, cols=4, subplot_titles=[label for _, label in METRICS])
     for j in range(1, 5):
