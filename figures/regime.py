@@ -2,10 +2,9 @@
 rollout mu, from a saved summary.json (means and 95% bootstrap CIs over seeds).
 
 `figure_regime(data_root)` reads data_root/regime when it holds a summary.json, else the committed
-grid docs/results/regime (the grid takes tens of minutes on 2 cores, too long for `lad figures
-all`; `lad bandit regime` recomputes it). Rows: reward structures; columns: the effective number
-of correct arms at G = 8, 64 and the exact expectation, and accuracy at G = 64; a last row shows
-the lr and eta side panels. The exact iterated tilt (dashed black) is the theory curve.
+grid docs/results/regime (figures never train; `lad bandit regime` recomputes it). Rows: reward
+structures; columns: the effective number of correct arms at G = 8, 64 and the exact expectation,
+and accuracy at G = 64; a last row shows the lr and eta side panels. The exact iterated tilt (dashed black) is the theory curve.
 
 `REPORT_BLOCKS[name]()` returns markdown for `<!-- report:name -->` blocks in the docs: a table
 with CIs and a one-line conclusion, both computed from the committed summary.
