@@ -72,6 +72,10 @@ def loss_cost_cuda_summary() -> str:
 RATE = re.compile(r"^(?P<kind>\w*?)_?run_steps_per_s_(?P<threads>\d+)t$")
 
 
+def _threads(t: str) -> str:
+    return f"{t} thread{'s' * (t != '1')}"
+
+
 def _rate_columns(rows: list[dict]) -> list[tuple[str, str, str]]:
     """(key, kind, threads) of every run-steps/s column, e.g. vectorised_run_steps_per_s_2t."""
     keys = dict.fromkeys(k for r in rows for k in r)
@@ -87,9 +91,7 @@ def bandit_speed() -> str:
     loop = rows[0]["loop_run_steps_per_s"]
     diff = max(r.get("max_abs_diff_vs_loop", 0.0) for r in rows)
     big = max(rows, key=lambda r: r["R"])
-    header = " | ".join(
-        f"{kind.replace('_', ' ')}, {t} thread{'s' * (t != '1')}" for _, kind, t in cols
-    )
+    header = " | ".join(f"{kind.replace('_', ' ')}, {_threads(t)}" for _, kind, t in cols)
     paths = ", ".join(
         f"{k} {v:.1e}" for k, v in big.items() if k.startswith("max_abs_diff_closed_vs_")
     ).replace("max_abs_diff_closed_vs_", "")
@@ -111,7 +113,7 @@ def bandit_speed() -> str:
     target = data["setup"].get("target_run_steps_per_s_at_4096")
     lines += [
         "",
-        f"At R = {big['R']}: {big[key] / 1e6:.2f}M run-steps/s on the CPU (`gradient: {kind}`, {t} thread{'s' * (t != '1')})",
+        f"At R = {big['R']}: {big[key] / 1e6:.2f}M run-steps/s on the CPU (`gradient: {kind}`, {_threads(t)})",
     ]
     if target is not None and big["R"] == 4096:
         two = [big[k] for k, _, th in cols if th == "2" and k in big]
@@ -122,17 +124,12 @@ def bandit_speed() -> str:
         )
     else:
         lines[-1] += "."
-    firsts = {
-        (m["kind"], m["threads"]): big[k]
-        for k in big
-        if (m := re.match(r"^(?P<kind>\w+?)_first_step_s_(?P<threads>\d+)t$", k))
-    }
-    if ("compiled", "1") in firsts or ("compiled", "2") in firsts:
-        cold = ", ".join(
-            f"{v:.0f} s with {t} thread{'s' * (t != '1')}"
-            for (kd, t), v in firsts.items()
-            if kd == "compiled"
-        )
+    cold = ", ".join(
+        f"{big[f'compiled_first_step_s_{t}t']:.0f} s with {_threads(t)}"
+        for _, kind, t in cols
+        if kind == "compiled" and f"compiled_first_step_s_{t}t" in big
+    )
+    if cold:
         lines += [
             "",
             f"The first compiled step at R = {big['R']}, from an empty inductor cache (the cold compile): {cold}; "
